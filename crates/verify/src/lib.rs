@@ -9,6 +9,8 @@
 
 pub mod capture;
 pub mod error;
+pub mod normalize;
 
 pub use capture::{Address, Link, NsState, Peer, Route, World, capture};
 pub use error::{ProbeError, ReachError, VerifyError};
+pub use normalize::{LinkSnapshot, NormalizeOptions, NsSnapshot, Snapshot, normalize, route_line, to_yaml};

@@ -68,3 +68,45 @@ impl Pair {
         Pair { a, b }
     }
 }
+
+/// A small vethlab-like topology in fresh namespaces: "host" holds bridge `br0`
+/// (10.88.0.1/24, IPv4 forwarding on) with ports `vh1`/`vh2`, whose peers are `eth0` in `c1`
+/// (10.88.0.2, MAC 02:42:0a:58:00:02) and `c2` (10.88.0.3), each with a default route via the
+/// bridge. Dropping it drops every namespace and so every link.
+pub struct Bridged {
+    pub host: Netns,
+    pub c1: Netns,
+    pub c2: Netns,
+}
+
+pub const BRIDGE_IP: Ipv4Addr = Ipv4Addr::new(10, 88, 0, 1);
+pub const C1_IP: Ipv4Addr = Ipv4Addr::new(10, 88, 0, 2);
+pub const C2_IP: Ipv4Addr = Ipv4Addr::new(10, 88, 0, 3);
+
+impl Bridged {
+    pub async fn new() -> Bridged {
+        let host = Netns::new_anonymous("test-host").expect("create netns host");
+        let c1 = Netns::new_anonymous("test-c1").expect("create netns c1");
+        let c2 = Netns::new_anonymous("test-c2").expect("create netns c2");
+        let nh = Netlink::open(&host).expect("netlink in host");
+        let br = nh.add_bridge("br0", None).await.expect("create br0");
+        nh.set_up(br, "br0").await.expect("br0 up");
+        nh.add_address(br, "br0", BRIDGE_IP, 24).await.expect("br0 address");
+        host.run(|| std::fs::write("/proc/sys/net/ipv4/ip_forward", "1"))
+            .expect("enter host")
+            .expect("enable ip_forward");
+        for (ns, veth, ip) in [(&c1, "vh1", C1_IP), (&c2, "vh2", C2_IP)] {
+            let o = ip.octets();
+            let mac = [0x02, 0x42, o[0], o[1], o[2], o[3]];
+            nh.add_veth(veth, br, "eth0", ns, mac, None).await.expect("create veth");
+            let nc = Netlink::open(ns).expect("netlink in container");
+            let eth0 = nc.index_of("eth0").await.expect("eth0 index");
+            nc.set_up(eth0, "eth0").await.expect("eth0 up");
+            nc.add_address(eth0, "eth0", ip, 24).await.expect("eth0 address");
+            nc.add_default_route(eth0, "eth0", BRIDGE_IP).await.expect("default route");
+            let lo = nc.index_of("lo").await.expect("lo index");
+            nc.set_up(lo, "lo").await.expect("lo up");
+        }
+        Bridged { host, c1, c2 }
+    }
+}
