@@ -55,9 +55,14 @@ impl ProbeError {
 #[derive(Debug, Error)]
 pub enum ReachError {
     #[error("{from} (netns {netns}) could not reach {to}: {source}")]
-    Unreachable { from: String, netns: String, to: String, source: ProbeError },
-    #[error("{from} (netns {netns}) unexpectedly reached {to} in {rtt:?}")]
+    Unreachable { from: String, netns: String, to: String, source: Box<ProbeError> },
+    #[error("{from} (netns {netns}) unexpectedly reached {to} in {}", fmt_rtt(.rtt))]
     UnexpectedlyReachable { from: String, netns: String, to: String, rtt: Duration },
     #[error("{from} (netns {netns}) cannot probe {to}: {source}")]
-    Probe { from: String, netns: String, to: String, source: ProbeError },
+    Probe { from: String, netns: String, to: String, source: Box<ProbeError> },
+}
+
+/// `0.1ms`, `12.3ms`: round-trip times as people read them.
+fn fmt_rtt(rtt: &Duration) -> String {
+    format!("{:.1}ms", rtt.as_secs_f64() * 1000.0)
 }
