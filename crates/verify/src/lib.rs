@@ -11,10 +11,14 @@ pub mod capture;
 pub mod error;
 pub mod normalize;
 pub mod probe;
+pub mod residue;
 
 pub use capture::{Address, Link, NsState, Peer, Route, World, capture};
 pub use error::{ProbeError, ReachError, VerifyError};
-pub use normalize::{LinkSnapshot, NormalizeOptions, NsSnapshot, Snapshot, normalize, route_line, to_yaml};
+pub use normalize::{
+    LinkSnapshot, MAC_PLACEHOLDER, NormalizeOptions, NsSnapshot, Snapshot, normalize, route_line, to_yaml,
+};
 pub use probe::{
     EchoServer, Proto, assert_reachable, assert_unreachable, ping, tcp_connect, tcp_echo, udp_echo,
 };
+pub use residue::{capture_snapshot, diff, diff_text};

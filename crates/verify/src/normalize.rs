@@ -7,10 +7,11 @@
 //! - Links are sorted by name; ifindexes become names (master, peer, route devices).
 //! - A MAC is kept verbatim if it starts with one of [`NormalizeOptions::keep_mac_prefixes`]
 //!   (vethlab's container MACs are `02:42:` + the IPv4 address, so they are meaningful) or is all
-//!   zeroes (`lo`); any other MAC becomes `mac-N`, numbered in traversal order (namespace order,
-//!   then link name), one token per link. Equal MACs deliberately do *not* share a token: a
-//!   bridge adopts the lowest MAC among its ports, which is random, so "which port's MAC does the
-//!   bridge have" would make snapshots flaky.
+//!   zeroes (`lo`); any other MAC becomes the placeholder [`MAC_PLACEHOLDER`]. Numbered tokens
+//!   (`mac-1`, `mac-2`) were tried and rejected: equal MACs cannot share a token (a bridge adopts
+//!   the lowest MAC among its ports, which is random, so "which port's MAC the bridge has" would
+//!   be flaky), and per-link numbering shifts every later token when a link appears, which
+//!   buries a residue diff in noise.
 //! - Link state is the administrative state (`up`/`down`), which only changes when someone sets
 //!   it. Operational state is left out: it follows carrier through the kernel's linkwatch
 //!   work, which lags up to a second (a fresh veth reports `down` or `unknown` for a moment).
@@ -28,6 +29,9 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 
 use crate::capture::{Link, NsState, Route, World};
+
+/// What a MAC that is not kept is rendered as.
+pub const MAC_PLACEHOLDER: &str = "xx:xx:xx:xx:xx:xx";
 
 /// How to normalise.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -90,8 +94,7 @@ pub struct LinkSnapshot {
 
 /// Normalises `world`; see the module documentation for what is kept and how.
 pub fn normalize(world: &World, opts: &NormalizeOptions) -> Snapshot {
-    let mut mac_tokens = 0usize;
-    let namespaces = world.namespaces.iter().map(|ns| normalize_ns(ns, opts, &mut mac_tokens)).collect();
+    let namespaces = world.namespaces.iter().map(|ns| normalize_ns(ns, opts)).collect();
     Snapshot { namespaces }
 }
 
@@ -102,7 +105,7 @@ pub fn to_yaml(snapshot: &Snapshot) -> String {
     serde_yaml_ng::to_string(snapshot).unwrap_or_else(|e| format!("# cannot serialise snapshot: {e}\n"))
 }
 
-fn normalize_ns(ns: &NsState, opts: &NormalizeOptions, mac_tokens: &mut usize) -> NsSnapshot {
+fn normalize_ns(ns: &NsState, opts: &NormalizeOptions) -> NsSnapshot {
     let mut links: Vec<&Link> = ns.links.iter().collect();
     links.sort_by(|a, b| a.name.cmp(&b.name));
     let links = links
@@ -115,8 +118,7 @@ fn normalize_ns(ns: &NsState, opts: &NormalizeOptions, mac_tokens: &mut usize) -
                 {
                     mac
                 } else {
-                    *mac_tokens += 1;
-                    format!("mac-{mac_tokens}")
+                    MAC_PLACEHOLDER.to_owned()
                 }
             });
             let mut ports: Vec<String> = ns

@@ -56,3 +56,23 @@ async fn capture_of_a_bridge_topology_matches_the_recorded_snapshot() {
     }
     assert_eq!(yaml, BRIDGED_YAML, "got:\n{yaml}");
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn residue_diff_shows_a_leftover_link_under_its_namespace() {
+    if !require_root("residue_diff_shows_a_leftover_link_under_its_namespace") {
+        return;
+    }
+    let pair = Pair::new().await;
+    let ns = [("a", &pair.a), ("b", &pair.b)];
+    let opts = NormalizeOptions::default();
+    let before = vethlab_verify::capture_snapshot(&ns, &opts).await.expect("before");
+    let again = vethlab_verify::capture_snapshot(&ns, &opts).await.expect("again");
+    assert_eq!(vethlab_verify::diff(&before, &again), None);
+
+    let nl = vethlab_runtime::Netlink::open(&pair.b).expect("netlink in b");
+    nl.add_bridge("leftover0", None).await.expect("create bridge");
+    let after = vethlab_verify::capture_snapshot(&ns, &opts).await.expect("after");
+    let diff = vethlab_verify::diff(&before, &after).expect("a difference");
+    assert!(diff.contains("netns: b\n"), "{diff}");
+    assert!(diff.contains("+  - name: leftover0\n+    kind: bridge\n+    state: up\n"), "{diff}");
+}

@@ -166,12 +166,12 @@ namespaces:
   - name: lo
     state: up
     mtu: 1500
-    mac: mac-1
+    mac: xx:xx:xx:xx:xx:xx
   - name: veth0
     kind: veth
     state: down
     mtu: 1500
-    mac: mac-2
+    mac: xx:xx:xx:xx:xx:xx
     peer: ?@uncaptured
     addresses:
     - 192.168.7.2/24
@@ -180,7 +180,7 @@ namespaces:
     kind: veth
     state: up
     mtu: 1500
-    mac: mac-3
+    mac: xx:xx:xx:xx:xx:xx
     peer: x2@solo
   routes:
   - default via 192.168.7.1 dev veth0 proto static
