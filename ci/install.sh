@@ -12,7 +12,8 @@ packages=(
   util-linux          # unshare, nsenter
   qemu-system-x86     # cargo xtask test-vm
   busybox-static      # the VM guest's userland
-  xz-utils            # Debian 6.12 kernel modules are .ko.xz
+  xz-utils            # Debian 6.12 kernel modules are .ko.xz; 6.1's bzImage payload is xz
+  zstd                # Debian 6.12's bzImage payload is zstd (vmlinux extraction)
   kmod                # depmod/modinfo for module load order
   containernetworking-plugins  # conformance: the CNI bridge plugin
   netavark            # conformance: podman's network backend
