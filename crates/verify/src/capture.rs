@@ -2,7 +2,7 @@
 //! routes and a few sysctls, for several labelled namespaces at once.
 //!
 //! The raw [`World`] keeps kernel identifiers (ifindex, MAC, nsid) so it can be recorded as a
-//! fixture; [`crate::normalize`] turns it into stable snapshot text.
+//! fixture; [`normalize()`](crate::normalize()) turns it into stable snapshot text.
 //!
 //! # Veth peers across namespaces
 //!

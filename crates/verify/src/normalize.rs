@@ -20,7 +20,7 @@
 //!   linkwatch, so whoever turns it on should wait for it first.
 //! - IPv6 link-local addresses (`fe80::/10`) and their routes are dropped: they are derived from
 //!   random MACs and appear asynchronously. A link-local gateway is shown as `link-local`.
-//! - Routes are main-table only (see [`crate::capture`]), rendered like `ip route` lines, sorted
+//! - Routes are main-table only (see [`mod@crate::capture`]), rendered like `ip route` lines, sorted
 //!   IPv4 first, default first, then by destination.
 
 use std::collections::BTreeMap;

@@ -192,3 +192,11 @@ namespaces:
 ";
     assert_eq!(to_yaml(&normalize(&world, &NormalizeOptions::default())), expected);
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn capture_refuses_a_label_given_twice() {
+    // Fails before touching netlink, so it needs no privileges.
+    let ns = vethlab_runtime::Netns::current().expect("current netns");
+    let err = vethlab_verify::capture(&[("x", &ns), ("x", &ns)]).await.expect_err("duplicate label");
+    assert_eq!(err.to_string(), "namespace label x is given twice");
+}
