@@ -41,6 +41,9 @@ pub enum Command {
     /// Run a command in a fresh network namespace attached to a network.
     #[command(after_help = "Example:\n  vethlab run --net zdocker0 -- ping -c1 192.168.1.1")]
     Run(RunArgs),
+    /// Build the seed topology in a private namespace, show it live, ping across it, tear it down.
+    #[command(after_help = "Example:\n  sudo vethlab demo")]
+    Demo,
 }
 
 #[derive(Debug, Subcommand)]

@@ -28,6 +28,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
             None => println!("container {} was not connected to network {}", args.id, args.network),
         },
         Command::Run(args) => return crate::run::run(&rt, args).await,
+        Command::Demo => crate::demo::demo().await?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -12,11 +12,12 @@ use serde::{Deserialize, Serialize};
 pub struct MacAddr(pub [u8; 6]);
 
 impl MacAddr {
-    /// The MAC of a container interface holding `ip`: `02:42` followed by the address bytes.
+    /// The MAC of an interface holding `ip`: `02:42` followed by the address bytes (docker's
+    /// scheme). Used for container interfaces and for the bridge (from its gateway address).
     ///
-    /// Locally administered and unicast, stable across reconnects, and set when the veth pair is
-    /// created so nothing (udev's `MACAddressPolicy` included) races to change it afterwards.
-    pub fn for_container_ip(ip: Ipv4Addr) -> Self {
+    /// Locally administered and unicast, stable across reconnects, and set at creation so nothing
+    /// (udev's `MACAddressPolicy`, or a bridge adopting its lowest port's MAC) changes it later.
+    pub fn from_ipv4(ip: Ipv4Addr) -> Self {
         let [a, b, c, d] = ip.octets();
         Self([0x02, 0x42, a, b, c, d])
     }
@@ -69,7 +70,7 @@ mod tests {
 
     #[test]
     fn container_mac_is_local_unicast_and_round_trips() {
-        let mac = MacAddr::for_container_ip(Ipv4Addr::new(192, 168, 1, 2));
+        let mac = MacAddr::from_ipv4(Ipv4Addr::new(192, 168, 1, 2));
         assert_eq!(mac.to_string(), "02:42:c0:a8:01:02");
         assert_eq!(mac.0[0] & 0x01, 0, "unicast");
         assert_eq!(mac.0[0] & 0x02, 0x02, "locally administered");

@@ -42,6 +42,14 @@ pub enum PlanError {
     },
     #[error("network {network}: {count} endpoint(s) still attached ({list}); disconnect them or use --force")]
     EndpointsAttached { network: NetworkName, count: usize, list: String },
+    #[error(
+        "network {network}: host interface {ifname} for container {container} would clash with the bridge of network {ifname}"
+    )]
+    HostIfnameIsBridge { network: NetworkName, container: ContainerId, ifname: IfName },
+    #[error(
+        "network {network}: its bridge name is already the host interface of endpoint {holder} on network {holder_network}"
+    )]
+    BridgeIsHostIfname { network: NetworkName, holder: ContainerId, holder_network: NetworkName },
     #[error(transparent)]
     Ipam(#[from] IpamError),
     #[error(transparent)]
@@ -55,11 +63,14 @@ pub struct IfAddr {
     pub prefix: u8,
 }
 
-/// The bridge of a network: `ip link add NAME type bridge [mtu N]; ip addr add GW/P dev NAME;
-/// ip link set NAME up`.
+/// The bridge of a network: `ip link add NAME address MAC [mtu N] up type bridge; ip addr add
+/// GW/P dev NAME`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct NetworkPlan {
     pub bridge: IfName,
+    /// Set explicitly so the bridge keeps it; otherwise it adopts its lowest port's MAC and
+    /// changes whenever ports come and go.
+    pub mac: MacAddr,
     pub mtu: Option<Mtu>,
     pub address: IfAddr,
     pub record: NetworkRecord,
@@ -93,6 +104,14 @@ pub fn plan_network(state: &State, spec: NetworkSpec) -> Result<NetworkPlan, Pla
     if state.network(&spec.name).is_some() {
         return Err(PlanError::NetworkExists(spec.name));
     }
+    // Bridges and host veth ends share the host's interface namespace.
+    if let Some(holder) = state.endpoint_by_host_ifname(spec.name.bridge()) {
+        return Err(PlanError::BridgeIsHostIfname {
+            network: spec.name,
+            holder: holder.container.clone(),
+            holder_network: holder.network.clone(),
+        });
+    }
     if let Some(other) = state.networks().find(|n| n.spec.subnet.overlaps(&spec.subnet)) {
         return Err(PlanError::SubnetOverlap {
             network: spec.name,
@@ -103,6 +122,7 @@ pub fn plan_network(state: &State, spec: NetworkSpec) -> Result<NetworkPlan, Pla
     }
     Ok(NetworkPlan {
         bridge: spec.name.bridge().clone(),
+        mac: MacAddr::from_ipv4(spec.gateway),
         mtu: spec.mtu,
         address: IfAddr { ip: spec.gateway, prefix: spec.subnet.prefix() },
         record: NetworkRecord::new(spec),
@@ -126,6 +146,13 @@ pub fn plan_connect(state: &State, spec: EndpointSpec) -> Result<EndpointPlan, P
             holder_network: holder.network.clone(),
         });
     }
+    if state.networks().any(|n| n.spec.name.bridge() == &host_ifname) {
+        return Err(PlanError::HostIfnameIsBridge {
+            network: spec.network,
+            container: spec.container,
+            ifname: host_ifname,
+        });
+    }
     let mut pool = network.pool()?;
     let ip = match spec.ip {
         Some(ip) => {
@@ -136,7 +163,7 @@ pub fn plan_connect(state: &State, spec: EndpointSpec) -> Result<EndpointPlan, P
     };
     let net = &network.spec;
     let address = IfAddr { ip, prefix: net.subnet.prefix() };
-    let peer_mac = MacAddr::for_container_ip(ip);
+    let peer_mac = MacAddr::from_ipv4(ip);
     let record = EndpointRecord {
         network: net.name.clone(),
         container: spec.container,
@@ -217,6 +244,7 @@ mod tests {
         let plan = plan_network(&State::default(), network("zdocker0", "192.168.1.0/24")).expect("plan");
         assert_eq!(plan.bridge.as_str(), "zdocker0");
         assert_eq!(plan.address, IfAddr { ip: Ipv4Addr::new(192, 168, 1, 1), prefix: 24 });
+        assert_eq!(plan.mac.to_string(), "02:42:c0:a8:01:01");
     }
 
     #[test]
@@ -260,6 +288,19 @@ mod tests {
 
         let dup = plan_network(&state, network("zdocker0", "10.0.0.0/24")).expect_err("dup");
         assert_eq!(dup.to_string(), "network zdocker0 already exists");
+
+        let green = plan_network(&state, network("green", "10.20.0.0/16")).expect("green").record;
+        let with_green = State::new(state.networks().cloned().chain([green])).expect("state");
+        let clash = plan_connect(&with_green, endpoint("green", "green0001", None)).expect_err("bridge name");
+        assert_eq!(
+            clash.to_string(),
+            "network green: host interface green for container green0001 would clash with the bridge of network green"
+        );
+        let bridge_clash = plan_network(&state, network("a1b2c", "10.0.0.0/24")).expect_err("host ifname");
+        assert_eq!(
+            bridge_clash.to_string(),
+            "network a1b2c: its bridge name is already the host interface of endpoint a1b2c3d4e5f6 on network zdocker0"
+        );
 
         let overlap = plan_network(&state, network("other", "192.168.0.0/16")).expect_err("overlap");
         assert!(overlap.to_string().contains("overlaps network zdocker0"), "{overlap}");

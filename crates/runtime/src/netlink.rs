@@ -104,9 +104,9 @@ impl Netlink {
         }
     }
 
-    /// `ip link add NAME type bridge [mtu N] [address MAC]` then up — one request.
-    pub async fn add_bridge(&self, name: &str, mtu: Option<u32>) -> Result<u32, NetlinkError> {
-        let mut builder = LinkBridge::new(name);
+    /// `ip link add NAME address MAC [mtu N] up type bridge` — one request.
+    pub async fn add_bridge(&self, name: &str, mac: [u8; 6], mtu: Option<u32>) -> Result<u32, NetlinkError> {
+        let mut builder = LinkBridge::new(name).address(mac.to_vec());
         if let Some(mtu) = mtu {
             builder = builder.mtu(mtu);
         }

@@ -82,7 +82,7 @@ impl Runtime {
         lock: &StateLock,
     ) -> Result<(), RuntimeError> {
         let name = plan.bridge.as_str();
-        let index = host.add_bridge(name, plan.mtu.map(|m| m.get())).await?;
+        let index = host.add_bridge(name, plan.mac.octets(), plan.mtu.map(|m| m.get())).await?;
         host.add_address(index, name, plan.address.ip, plan.address.prefix).await?;
         self.state.save(lock, &plan.record)?;
         Ok(())

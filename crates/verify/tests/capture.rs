@@ -70,7 +70,7 @@ async fn residue_diff_shows_a_leftover_link_under_its_namespace() {
     assert_eq!(vethlab_verify::diff(&before, &again), None);
 
     let nl = vethlab_runtime::Netlink::open(&pair.b).expect("netlink in b");
-    nl.add_bridge("leftover0", None).await.expect("create bridge");
+    nl.add_bridge("leftover0", [0x02, 0, 0, 0, 0, 0x99], None).await.expect("create bridge");
     let after = vethlab_verify::capture_snapshot(&ns, &opts).await.expect("after");
     let diff = vethlab_verify::diff(&before, &after).expect("a difference");
     assert!(diff.contains("netns: b\n"), "{diff}");

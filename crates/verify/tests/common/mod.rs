@@ -89,7 +89,7 @@ impl Bridged {
         let c1 = Netns::new_anonymous("test-c1").expect("create netns c1");
         let c2 = Netns::new_anonymous("test-c2").expect("create netns c2");
         let nh = Netlink::open(&host).expect("netlink in host");
-        let br = nh.add_bridge("br0", None).await.expect("create br0");
+        let br = nh.add_bridge("br0", [0x02, 0, 0, 0, 0, 0x01], None).await.expect("create br0");
         nh.set_up(br, "br0").await.expect("br0 up");
         nh.add_address(br, "br0", BRIDGE_IP, 24).await.expect("br0 address");
         host.run(|| std::fs::write("/proc/sys/net/ipv4/ip_forward", "1"))

@@ -1,0 +1,321 @@
+//! The scenario catalogue, as data: networks, containers, steps and expected reachability.
+//!
+//! A scenario says *what* should be true; `check` knows *how* to set it up and verify it. Adding
+//! a scenario is adding a function here and a line in `tests/scenarios.rs`.
+
+use crate::lab::ContainerKind::{self, Named, Process};
+
+/// A network created at set-up.
+#[derive(Debug, Clone)]
+pub struct NetDef {
+    pub name: &'static str,
+    pub subnet: &'static str,
+    pub gateway: Option<&'static str>,
+    pub mtu: Option<u32>,
+}
+
+/// A container namespace created at set-up.
+#[derive(Debug, Clone)]
+pub struct CtrDef {
+    pub label: String,
+    pub id: String,
+    pub kind: ContainerKind,
+}
+
+/// One step after set-up, in order.
+#[derive(Debug, Clone)]
+pub enum Step {
+    Connect {
+        container: String,
+        network: &'static str,
+        ip: Option<&'static str>,
+        ifname: Option<&'static str>,
+    },
+    /// A connect that must be refused with an error containing `error`, changing nothing.
+    ConnectFails {
+        container: String,
+        network: &'static str,
+        error: &'static str,
+    },
+    Disconnect {
+        container: String,
+        network: &'static str,
+    },
+    RemoveNetwork {
+        network: &'static str,
+        force: bool,
+    },
+    /// Continue with a new runtime on the same state, as a new `vethlab` process would.
+    Reload,
+}
+
+/// Something a container should (or should not) reach.
+#[derive(Debug, Clone)]
+pub enum Target {
+    Gateway(&'static str),
+    Container(String),
+}
+
+/// What the snapshot covers: everything, or only the host (for scenarios with many containers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SnapshotScope {
+    All,
+    HostOnly,
+}
+
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    pub name: &'static str,
+    pub description: &'static str,
+    pub networks: Vec<NetDef>,
+    pub containers: Vec<CtrDef>,
+    pub steps: Vec<Step>,
+    pub reachable: Vec<(String, Target)>,
+    pub unreachable: Vec<(String, Target)>,
+    pub snapshot: SnapshotScope,
+}
+
+fn net(name: &'static str, subnet: &'static str) -> NetDef {
+    NetDef { name, subnet, gateway: None, mtu: None }
+}
+
+fn ctr(label: &str, id: &str, kind: ContainerKind) -> CtrDef {
+    CtrDef { label: label.into(), id: id.into(), kind }
+}
+
+fn connect(container: &str, network: &'static str) -> Step {
+    Step::Connect { container: container.into(), network, ip: None, ifname: None }
+}
+
+fn gw(from: &str, network: &'static str) -> (String, Target) {
+    (from.into(), Target::Gateway(network))
+}
+
+fn to(from: &str, other: &str) -> (String, Target) {
+    (from.into(), Target::Container(other.into()))
+}
+
+impl Scenario {
+    fn new(name: &'static str, description: &'static str) -> Self {
+        Self {
+            name,
+            description,
+            networks: vec![],
+            containers: vec![],
+            steps: vec![],
+            reachable: vec![],
+            unreachable: vec![],
+            snapshot: SnapshotScope::All,
+        }
+    }
+}
+
+/// Every scenario, in catalogue order.
+pub fn catalogue() -> Vec<Scenario> {
+    vec![
+        seed(),
+        two_containers_one_bridge(),
+        two_networks(),
+        disconnect_one_of_two(),
+        network_remove(),
+        ipam_order_and_reuse(),
+        exhaustion_of_a_29(),
+        static_ip(),
+        custom_mtu_and_ifname(),
+        state_reload(),
+        fifty_containers(),
+    ]
+}
+
+/// Looks a scenario up by name.
+pub fn by_name(name: &str) -> Scenario {
+    catalogue().into_iter().find(|s| s.name == name).unwrap_or_else(|| panic!("no scenario named {name:?}"))
+}
+
+/// The seed's topology: zdocker0 at 192.168.1.1/24, container a1b2c3d4e5f6 as a1b2c/cif-a1b2c.
+pub fn seed() -> Scenario {
+    Scenario {
+        networks: vec![net("zdocker0", "192.168.1.0/24")],
+        containers: vec![ctr("c1", "a1b2c3d4e5f6", Process)],
+        steps: vec![connect("c1", "zdocker0")],
+        reachable: vec![gw("c1", "zdocker0"), gw("host", "zdocker0"), to("host", "c1")],
+        ..Scenario::new(
+            "seed",
+            "zdocker's seed: bridge zdocker0 192.168.1.1/24, veth a1b2c <-> cif-a1b2c at .2",
+        )
+    }
+}
+
+pub fn two_containers_one_bridge() -> Scenario {
+    Scenario {
+        networks: vec![net("zdocker0", "192.168.1.0/24")],
+        containers: vec![ctr("c1", "a1b2c3d4e5f6", Process), ctr("c2", "f6e5d4c3b2a1", Named)],
+        steps: vec![connect("c1", "zdocker0"), connect("c2", "zdocker0")],
+        reachable: vec![gw("c1", "zdocker0"), gw("c2", "zdocker0"), to("c1", "c2"), to("c2", "c1")],
+        ..Scenario::new(
+            "two_containers_one_bridge",
+            "two containers on one bridge get .2 and .3 and reach each other",
+        )
+    }
+}
+
+pub fn two_networks() -> Scenario {
+    Scenario {
+        networks: vec![net("blue", "10.10.0.0/24"), net("green", "10.20.0.0/16")],
+        containers: vec![ctr("c1", "blue00001", Named), ctr("c2", "gr0000001", Process)],
+        steps: vec![connect("c1", "blue"), connect("c2", "green")],
+        reachable: vec![gw("c1", "blue"), gw("c2", "green")],
+        ..Scenario::new("two_networks", "two bridges, one container each, each with its own gateway")
+    }
+}
+
+pub fn disconnect_one_of_two() -> Scenario {
+    Scenario {
+        networks: vec![net("zdocker0", "192.168.1.0/24")],
+        containers: vec![ctr("c1", "aaaaa11111", Process), ctr("c2", "bbbbb22222", Named)],
+        steps: vec![
+            connect("c1", "zdocker0"),
+            connect("c2", "zdocker0"),
+            Step::Disconnect { container: "c1".into(), network: "zdocker0" },
+        ],
+        reachable: vec![gw("c2", "zdocker0")],
+        unreachable: vec![gw("c1", "zdocker0")],
+        ..Scenario::new(
+            "disconnect_one_of_two",
+            "disconnecting c1 removes its veth pair and leaves c2 untouched",
+        )
+    }
+}
+
+pub fn network_remove() -> Scenario {
+    Scenario {
+        networks: vec![net("keep", "10.1.0.0/24"), net("gone", "10.2.0.0/24")],
+        containers: vec![ctr("c1", "keep00001", Named), ctr("c2", "gone00001", Process)],
+        steps: vec![
+            connect("c1", "keep"),
+            connect("c2", "gone"),
+            Step::RemoveNetwork { network: "gone", force: true },
+        ],
+        reachable: vec![gw("c1", "keep")],
+        unreachable: vec![gw("c2", "gone")],
+        ..Scenario::new(
+            "network_remove",
+            "rm --force disconnects gone's endpoint and deletes its bridge; keep is untouched",
+        )
+    }
+}
+
+pub fn ipam_order_and_reuse() -> Scenario {
+    Scenario {
+        networks: vec![net("pool", "172.28.0.0/24")],
+        containers: ["a", "b", "c", "d"]
+            .iter()
+            .map(|x| ctr(x, &format!("{x}{x}{x}{x}{x}1"), Named))
+            .collect(),
+        steps: vec![
+            connect("a", "pool"),
+            connect("b", "pool"),
+            connect("c", "pool"),
+            Step::Disconnect { container: "b".into(), network: "pool" },
+            connect("d", "pool"),
+        ],
+        reachable: vec![to("a", "d"), to("d", "c"), gw("d", "pool")],
+        ..Scenario::new(
+            "ipam_order_and_reuse",
+            "a=.2 b=.3 c=.4; b leaves; d gets the lowest free address, .3",
+        )
+    }
+}
+
+pub fn exhaustion_of_a_29() -> Scenario {
+    let labels = ["c1", "c2", "c3", "c4", "c5"];
+    let mut steps: Vec<Step> = labels.iter().map(|l| connect(l, "tiny")).collect();
+    steps.push(Step::ConnectFails {
+        container: "c6".into(),
+        network: "tiny",
+        error: "network tiny: subnet 10.99.0.0/29 is exhausted (5 container addresses, all in use)",
+    });
+    Scenario {
+        networks: vec![net("tiny", "10.99.0.0/29")],
+        containers: labels.iter().chain(&["c6"]).map(|l| ctr(l, &format!("{l}tiny"), Named)).collect(),
+        steps,
+        reachable: labels.iter().map(|l| gw(l, "tiny")).collect(),
+        unreachable: vec![gw("c6", "tiny")],
+        ..Scenario::new(
+            "exhaustion_of_a_29",
+            "a /29 holds the gateway and five containers; the sixth is refused",
+        )
+    }
+}
+
+pub fn static_ip() -> Scenario {
+    Scenario {
+        networks: vec![net("zdocker0", "192.168.1.0/24")],
+        containers: vec![ctr("c1", "static0001", Named), ctr("c2", "dynamic001", Process)],
+        steps: vec![
+            Step::Connect {
+                container: "c1".into(),
+                network: "zdocker0",
+                ip: Some("192.168.1.200"),
+                ifname: None,
+            },
+            connect("c2", "zdocker0"),
+        ],
+        reachable: vec![to("c2", "c1"), gw("c1", "zdocker0")],
+        ..Scenario::new(
+            "static_ip",
+            "--ip 192.168.1.200 is honoured and does not disturb lowest-free order (c2 gets .2)",
+        )
+    }
+}
+
+pub fn custom_mtu_and_ifname() -> Scenario {
+    Scenario {
+        networks: vec![NetDef {
+            mtu: Some(1400),
+            gateway: Some("10.5.0.254"),
+            ..net("mtu1400", "10.5.0.0/24")
+        }],
+        containers: vec![ctr("c1", "mtu000001", Named)],
+        steps: vec![Step::Connect {
+            container: "c1".into(),
+            network: "mtu1400",
+            ip: None,
+            ifname: Some("eth0"),
+        }],
+        reachable: vec![gw("c1", "mtu1400")],
+        ..Scenario::new(
+            "custom_mtu_and_ifname",
+            "--mtu 1400 on bridge and both veth ends, --gateway .254, --ifname eth0 inside the container",
+        )
+    }
+}
+
+pub fn state_reload() -> Scenario {
+    Scenario {
+        networks: vec![net("zdocker0", "192.168.1.0/24")],
+        containers: vec![ctr("c1", "before001", Process), ctr("c2", "after0001", Named)],
+        steps: vec![connect("c1", "zdocker0"), Step::Reload, connect("c2", "zdocker0")],
+        reachable: vec![to("c1", "c2"), gw("c2", "zdocker0")],
+        ..Scenario::new(
+            "state_reload",
+            "a new runtime reads the state: c2 gets .3 and the default route via .1",
+        )
+    }
+}
+
+pub fn fifty_containers() -> Scenario {
+    let labels: Vec<String> = (1..=50).map(|i| format!("c{i:02}")).collect();
+    Scenario {
+        networks: vec![net("big", "10.50.0.0/24")],
+        containers: labels
+            .iter()
+            .enumerate()
+            .map(|(i, l)| ctr(l, &format!("big{i:02}xx"), if i % 2 == 0 { Process } else { Named }))
+            .collect(),
+        steps: labels.iter().map(|l| connect(l, "big")).collect(),
+        reachable: labels.iter().map(|l| gw(l, "big")).chain([to("c01", "c50")]).collect(),
+        snapshot: SnapshotScope::HostOnly,
+        ..Scenario::new("fifty_containers", "50 containers on one bridge, all reaching the gateway")
+    }
+}
