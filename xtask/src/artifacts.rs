@@ -10,14 +10,11 @@ use crate::project::{cargo, project_root, run_status};
 
 /// One libtest executable produced by `cargo test --no-run`.
 #[derive(Debug, Clone)]
-#[allow(dead_code)] // package/kind/target: used by test-vm (in progress)
 pub struct TestBinary {
     /// The package's name, e.g. `vethlab-harness`.
     pub package: String,
     /// Target kind: `lib`, `bin`, `test`, `example`, `bench`.
     pub kind: String,
-    /// Target name, e.g. `scenarios` for `harness/tests/scenarios.rs`.
-    pub target: String,
     /// Human name for summaries: package directory plus target, e.g. `harness tests/scenarios`.
     pub area: String,
     pub path: PathBuf,
@@ -60,7 +57,7 @@ pub fn build_tests(packages: &[String]) -> Result<Vec<TestBinary>> {
             other => format!("{dir} {other} {target}"),
         };
         let pkg_dir = manifest.parent().map(Path::to_path_buf).unwrap_or_else(project_root);
-        bins.push(TestBinary { package, kind, target, area, path: PathBuf::from(exe), dir: pkg_dir });
+        bins.push(TestBinary { package, kind, area, path: PathBuf::from(exe), dir: pkg_dir });
     }
     let status = child.wait().context("waiting for cargo test --no-run")?;
     if !status.success() {

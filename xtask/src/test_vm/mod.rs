@@ -1,17 +1,479 @@
 //! `cargo xtask test-vm`: the scenario suite inside throwaway QEMU VMs, one per kernel.
+//!
+//! Per kernel: extract (once, cached) the `vmlinux` to boot it directly, resolve the modules the
+//! scenarios need, write an initramfs holding busybox, the test binaries, `vethlab`, their shared
+//! libraries, the modules and an `/init` ([`init.sh`](init.sh)); boot it under KVM when a probe
+//! shows KVM works, else TCG; collect one result line per test from the guest's second serial
+//! port. Submodules: [`kernel`], [`modules`], [`initramfs`], [`qemu`].
 
-use anyhow::Result;
+mod initramfs;
+mod kernel;
+mod modules;
+mod qemu;
 
-#[derive(Debug, clap::Args)]
-pub struct Args {}
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
 
-#[derive(Debug, clap::Args)]
-pub struct SelftestArgs {}
+use anyhow::{Context, Result, bail};
 
-pub fn run(_args: Args) -> Result<()> {
-    anyhow::bail!("not yet")
+use crate::artifacts::{self, TestBinary};
+use crate::project::{display_rel, target_dir};
+use kernel::Kernel;
+use qemu::Accel;
+
+/// The guest's /init.
+const INIT: &str = include_str!("init.sh");
+/// The test the self-test injects into the guest's list (see `VETHLAB_VM_INJECT_FAILURE`).
+const INJECTED: &str = "injected::always_fails";
+const INJECTED_BIN: &str = "/bin/vethlab-injected-failure";
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    /// A kernel image (bzImage or vmlinux) to boot instead of a Debian kernel.
+    #[arg(long, conflicts_with = "kernel_version")]
+    kernel: Option<PathBuf>,
+    /// The kernel's modules directory (`lib/modules/<version>`), with --kernel.
+    #[arg(long, requires = "kernel")]
+    modules: Option<PathBuf>,
+    /// A Debian kernel: a series (`6.12`, `6.1`: the newest available) or an exact version
+    /// (`6.12.118+deb12`, `6.1.0-57`). Repeat for a matrix.
+    #[arg(long = "kernel-version", value_name = "V")]
+    kernel_version: Vec<String>,
+    /// Packages whose test binaries run in the guest (default: vethlab-harness, and
+    /// vethlab-verify's integration tests).
+    #[arg(long = "package", short = 'p')]
+    packages: Vec<String>,
+    /// Stream the guest console.
+    #[arg(long)]
+    verbose: bool,
+    /// Per-test timeout inside the guest, in seconds.
+    #[arg(long, default_value_t = 120)]
+    test_timeout: u64,
+    /// Overall timeout per VM, in seconds (default: 120 + 30 per test).
+    #[arg(long)]
+    timeout: Option<u64>,
+    /// Guest memory in MiB.
+    #[arg(long, default_value_t = 1024)]
+    memory: u32,
+    /// Accelerator: auto (KVM if the probe shows it works, else TCG), kvm or tcg.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "kvm", "tcg"])]
+    accel: String,
+    /// Add a test that always fails (also: env VETHLAB_VM_INJECT_FAILURE=1).
+    #[arg(long)]
+    inject_failure: bool,
+    /// Only tests whose name contains one of these.
+    filters: Vec<String>,
 }
 
-pub fn selftest(_args: SelftestArgs) -> Result<()> {
-    anyhow::bail!("not yet")
+#[derive(Debug, clap::Args)]
+pub struct SelftestArgs {
+    #[command(flatten)]
+    vm: Args,
+}
+
+/// A test to run in the guest.
+#[derive(Debug, Clone)]
+struct GuestTest {
+    /// `/tests/<name>` inside the guest.
+    guest_bin: String,
+    host_bin: PathBuf,
+    area: String,
+    name: String,
+    ignored: bool,
+}
+
+/// One kernel's row of the table.
+#[derive(Debug)]
+struct Row {
+    kernel: String,
+    accel: &'static str,
+    passed: usize,
+    failed: Vec<String>,
+    skipped: usize,
+    boot: Option<Duration>,
+    first: Option<Duration>,
+    total: Duration,
+    problems: Vec<String>,
+}
+
+pub fn run(mut args: Args) -> Result<()> {
+    if std::env::var("VETHLAB_VM_INJECT_FAILURE").is_ok_and(|v| !v.is_empty() && v != "0") {
+        args.inject_failure = true;
+    }
+    let rows = run_rows(&args)?;
+    let failures: Vec<String> =
+        rows.iter().flat_map(|r| r.failed.iter().map(move |f| format!("{}: {f}", r.kernel))).collect();
+    let broken: Vec<&Row> = rows.iter().filter(|r| !r.problems.is_empty()).collect();
+    if !failures.is_empty() || !broken.is_empty() {
+        let mut msg = String::new();
+        if !failures.is_empty() {
+            msg += &format!("failed tests: {}", failures.join(", "));
+        }
+        for r in broken {
+            msg +=
+                &format!("{}{}: {}", if msg.is_empty() { "" } else { "; " }, r.kernel, r.problems.join("; "));
+        }
+        bail!("test-vm failed: {msg}");
+    }
+    Ok(())
+}
+
+/// Runs `test-vm` with an injected failing test next to the first real test and checks that it
+/// fails, naming the injected test, while the real test still passes.
+pub fn selftest(args: SelftestArgs) -> Result<()> {
+    let mut vm = args.vm;
+    vm.inject_failure = true;
+    let rows = run_rows(&vm)?;
+    for row in &rows {
+        if !row.failed.iter().any(|f| f.contains(INJECTED)) {
+            bail!(
+                "self-test failed: on {} the injected test {INJECTED} was not reported as failed",
+                row.kernel
+            );
+        }
+        if row.failed.len() != 1 || !row.problems.is_empty() {
+            bail!(
+                "self-test failed: on {} more than the injected test failed: {:?} {:?}",
+                row.kernel,
+                row.failed,
+                row.problems
+            );
+        }
+    }
+    println!("xtask: self-test passed: test-vm reports the injected failure ({INJECTED}) and exits non-zero");
+    Ok(())
+}
+
+fn run_rows(args: &Args) -> Result<Vec<Row>> {
+    let started = Instant::now();
+    let target = target_dir()?;
+    let work = target.join("vm");
+    std::fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
+
+    println!("xtask: building test binaries");
+    let packages = if args.packages.is_empty() {
+        vec!["vethlab-harness".into(), "vethlab-verify".into()]
+    } else {
+        args.packages.clone()
+    };
+    let binaries: Vec<TestBinary> = artifacts::build_tests(&packages)?
+        .into_iter()
+        .filter(|b| !args.packages.is_empty() || b.package == "vethlab-harness" || b.kind == "test")
+        .collect();
+    let vethlab = artifacts::build_vethlab(&target)?;
+    let mut tests = list_tests(&binaries)?;
+    if !args.filters.is_empty() {
+        tests.retain(|t| args.filters.iter().any(|f| t.name.contains(f.as_str())));
+    }
+    let selftest_only = args.inject_failure && args.filters.is_empty() && args.packages.is_empty();
+    if selftest_only && std::env::args().any(|a| a == "test-vm-selftest") {
+        // The self-test only needs one real test next to the injected one.
+        tests.retain(|t| !t.ignored);
+        tests.truncate(1);
+    }
+    let runnable = tests.iter().filter(|t| !t.ignored).count();
+    println!("xtask: {runnable} test(s) from {} binaries", binaries.len());
+
+    let kernels: Vec<Kernel> = if let Some(path) = &args.kernel {
+        vec![kernel::from_path(path, args.modules.as_deref())?]
+    } else if args.kernel_version.is_empty() {
+        vec![kernel::default_kernel(&target)?]
+    } else {
+        args.kernel_version.iter().map(|v| kernel::debian(v, &target)).collect::<Result<_>>()?
+    };
+
+    let mut accel: Option<Accel> = match args.accel.as_str() {
+        "kvm" => Some(Accel::Kvm),
+        "tcg" => Some(Accel::Tcg),
+        _ => None,
+    };
+    let mut rows = Vec::new();
+    for k in &kernels {
+        println!("xtask: kernel {} ({})", k.label, k.source);
+        let image = match kernel::vmlinux(k, &work.join("vmlinux")) {
+            Ok(v) => v,
+            Err(e) => {
+                println!("xtask:   cannot extract vmlinux ({e:#}); booting the bzImage (slower)");
+                k.image.clone()
+            }
+        };
+        let run_dir = work.join("runs").join(&k.label);
+        std::fs::create_dir_all(&run_dir)?;
+        let accel = match accel {
+            Some(a) => a,
+            None => {
+                let a = if qemu::kvm_works(&image, &run_dir)? { Accel::Kvm } else { Accel::Tcg };
+                println!(
+                    "xtask: accelerator: {}{}",
+                    a.name(),
+                    if a == Accel::Tcg {
+                        " (the KVM probe failed or /dev/kvm is unusable)"
+                    } else {
+                        " (probe passed)"
+                    }
+                );
+                *accel.get_or_insert(a)
+            }
+        };
+        rows.push(run_kernel(k, &image, accel, &tests, &vethlab, &run_dir, args)?);
+    }
+    print_table(&rows);
+    println!("xtask: total wall time {:.1}s", started.elapsed().as_secs_f64());
+    Ok(rows)
+}
+
+/// `<bin> --list --format terse` (and `--ignored`) for each binary.
+fn list_tests(binaries: &[TestBinary]) -> Result<Vec<GuestTest>> {
+    let mut tests = Vec::new();
+    for b in binaries {
+        let list = |extra: &[&str]| -> Result<Vec<String>> {
+            let out = Command::new(&b.path)
+                .args(["--list", "--format", "terse"])
+                .args(extra)
+                .current_dir(&b.dir)
+                .output()
+                .with_context(|| format!("listing the tests of {}", b.path.display()))?;
+            if !out.status.success() {
+                bail!("{} --list failed: {}", b.path.display(), String::from_utf8_lossy(&out.stderr));
+            }
+            Ok(String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter_map(|l| l.strip_suffix(": test"))
+                .map(str::to_string)
+                .collect())
+        };
+        let ignored = list(&["--ignored"])?;
+        let guest_bin = format!("/tests/{}", b.area.replace(['/', ' ', '(', ')'], "_").trim_matches('_'));
+        for name in list(&[])? {
+            let ignored = ignored.contains(&name);
+            tests.push(GuestTest {
+                guest_bin: guest_bin.clone(),
+                host_bin: b.path.clone(),
+                area: b.area.clone(),
+                name,
+                ignored,
+            });
+        }
+    }
+    Ok(tests)
+}
+
+fn run_kernel(
+    k: &Kernel,
+    image: &Path,
+    accel: Accel,
+    tests: &[GuestTest],
+    vethlab: &Path,
+    dir: &Path,
+    args: &Args,
+) -> Result<Row> {
+    println!("xtask:   building initramfs");
+    let initrd = dir.join("initramfs.cpio");
+    let loaded = build_initramfs(k, tests, vethlab, &initrd)?;
+    println!("xtask:   modules: {loaded}");
+    let nonce = nonce()?;
+    let expected = tests.iter().filter(|t| !t.ignored).count() + usize::from(args.inject_failure);
+    let mut cmdline = format!(
+        "console=ttyS0 panic=-1 quiet mitigations=off random.trust_cpu=on rdinit=/init \
+         vethlab.nonce={nonce} vethlab.test_timeout={}",
+        args.test_timeout
+    );
+    if args.inject_failure {
+        cmdline += " vethlab.inject_failure=1";
+    }
+    let timeout = Duration::from_secs(args.timeout.unwrap_or(120 + 30 * expected as u64));
+    println!("xtask:   booting {} under {} ({expected} tests)", display_rel(image), accel.name());
+    let boot = qemu::Boot {
+        accel,
+        kernel: image,
+        initramfs: &initrd,
+        cmdline,
+        memory_mib: args.memory,
+        dir,
+        timeout,
+        verbose: args.verbose,
+        nonce: &nonce,
+        expected,
+    };
+    let out = qemu::run(&boot)?;
+    evaluate(k, accel, tests, &out, args)
+}
+
+/// Turns one boot's outcome into a row; a clean exit code alone proves nothing.
+fn evaluate(k: &Kernel, accel: Accel, tests: &[GuestTest], out: &qemu::Outcome, args: &Args) -> Result<Row> {
+    let mut row = Row {
+        kernel: k.label.clone(),
+        accel: accel.name(),
+        passed: 0,
+        failed: Vec::new(),
+        skipped: tests.iter().filter(|t| t.ignored).count(),
+        boot: out.boot,
+        first: out.first_result,
+        total: out.total,
+        problems: out.problems.clone(),
+    };
+    let display = |bin: &str, name: &str| {
+        tests
+            .iter()
+            .find(|t| t.guest_bin == bin && t.name == name)
+            .map_or(name.to_string(), |t| format!("{}: {name}", t.area))
+    };
+    let console = std::fs::read_to_string(&out.console).unwrap_or_default();
+    for (k, st, _, bin, name) in &out.results {
+        match st.as_str() {
+            "pass" => row.passed += 1,
+            "skip" => row.skipped += 1,
+            _ => {
+                row.failed.push(display(bin, name));
+                print_test_output(&console, *k, name);
+            }
+        }
+    }
+    let mut wanted: Vec<(String, String)> =
+        tests.iter().filter(|t| !t.ignored).map(|t| (t.guest_bin.clone(), t.name.clone())).collect();
+    if args.inject_failure {
+        wanted.push((INJECTED_BIN.into(), INJECTED.into()));
+    }
+    for (bin, name) in &wanted {
+        if !out.results.iter().any(|r| &r.3 == bin && &r.4 == name) {
+            row.failed.push(format!("{} (no result)", display(bin, name)));
+        }
+    }
+    if !out.done {
+        row.problems.push("no done marker from the guest".into());
+    }
+    let want_exit = if row.failed.is_empty() { qemu::EXIT_PASS } else { qemu::EXIT_FAIL };
+    if out.exit != Some(want_exit) && row.problems.is_empty() {
+        row.problems.push(format!("QEMU exited with {:?}, expected {want_exit} (isa-debug-exit)", out.exit));
+    }
+    if !row.problems.is_empty() {
+        println!("xtask:   VM problem: {}", row.problems.join("; "));
+        let lines: Vec<&str> = console.lines().collect();
+        println!("xtask:   last lines of the console ({}):", display_rel(&out.console));
+        for l in &lines[lines.len().saturating_sub(40)..] {
+            println!("    | {l}");
+        }
+    }
+    Ok(row)
+}
+
+/// The failed test's output, which the guest framed on the console.
+fn print_test_output(console: &str, k: usize, name: &str) {
+    let start = format!("===VMOUT {k} {name}===");
+    let end = format!("===VMEND {k}===");
+    let Some(s) = console.find(&start) else { return };
+    let body = &console[s + start.len()..];
+    let body = &body[..body.find(&end).unwrap_or(body.len())];
+    println!("xtask:   output of {name}:");
+    let lines: Vec<&str> = body.trim().lines().collect();
+    for l in &lines[lines.len().saturating_sub(60)..] {
+        println!("    | {l}");
+    }
+}
+
+fn build_initramfs(k: &Kernel, tests: &[GuestTest], vethlab: &Path, out: &Path) -> Result<String> {
+    let mut cpio = initramfs::Cpio::default();
+    for d in
+        ["/proc", "/sys", "/dev", "/run", "/tmp", "/root", "/etc/vethlab", "/usr/bin", "/usr/sbin", "/sbin"]
+    {
+        cpio.dir(d);
+    }
+    cpio.file("/init", 0o755, INIT.as_bytes());
+    let busybox = ["/bin/busybox", "/usr/bin/busybox"].into_iter().map(Path::new).find(|p| p.is_file());
+    let busybox = busybox.context("busybox not found (ci/install.sh installs busybox-static)")?;
+    cpio.binary(busybox, "/bin/busybox")?;
+    let list = Command::new(busybox).arg("--list").output().context("busybox --list")?;
+    for applet in String::from_utf8_lossy(&list.stdout).lines().filter(|a| !a.is_empty() && *a != "busybox") {
+        cpio.symlink(&format!("/bin/{applet}"), "busybox");
+    }
+    // The real tools too, when the host has them: closer to what runtimes meet than busybox's.
+    for tool in ["/usr/sbin/ip", "/usr/sbin/nft", "/usr/sbin/bridge"] {
+        if Path::new(tool).exists() {
+            cpio.binary(&Path::new(tool).canonicalize()?, tool)?;
+        }
+    }
+    cpio.binary(vethlab, "/bin/vethlab")?;
+    cpio.file(
+        INJECTED_BIN,
+        0o755,
+        b"#!/bin/sh\necho 'injected failure (VETHLAB_VM_INJECT_FAILURE / --inject-failure)'\nexit 1\n",
+    );
+    let mut list = String::new();
+    let mut packed = std::collections::BTreeSet::new();
+    for t in tests.iter().filter(|t| !t.ignored) {
+        if packed.insert(t.guest_bin.clone()) {
+            cpio.binary(&t.host_bin, &t.guest_bin)?;
+        }
+        list += &format!("{} {}\n", t.guest_bin, t.name);
+    }
+    cpio.file("/etc/vethlab/tests", 0o644, list.as_bytes());
+    cpio.file("/etc/passwd", 0o644, b"root:x:0:0:root:/root:/bin/sh\n");
+    cpio.file("/etc/group", 0o644, b"root:x:0:\n");
+    let summary = match &k.modules {
+        Some(dir) => {
+            let resolved = modules::resolve(dir)?;
+            let mut order = String::new();
+            for m in &resolved.modules {
+                cpio.file(&format!("/lib/modules/{}.ko", m.name), 0o644, &m.data);
+                order += &format!("{}\n", m.name);
+            }
+            cpio.file("/etc/vethlab/modules", 0o644, order.as_bytes());
+            let names: Vec<&str> = resolved.modules.iter().map(|m| m.name.as_str()).collect();
+            let mut s = format!("load order {}", names.join(" "));
+            if !resolved.builtin.is_empty() {
+                s += &format!("; built in: {}", resolved.builtin.join(" "));
+            }
+            if !resolved.missing.is_empty() {
+                s += &format!("; NOT FOUND: {}", resolved.missing.join(" "));
+            }
+            s
+        }
+        None => {
+            cpio.file("/etc/vethlab/modules", 0o644, b"");
+            "none (no --modules given; everything must be built in)".into()
+        }
+    };
+    let data = cpio.finish();
+    std::fs::write(out, &data).with_context(|| format!("writing {}", out.display()))?;
+    Ok(format!("{summary}; initramfs {} MiB", data.len() / (1 << 20)))
+}
+
+fn nonce() -> Result<String> {
+    use std::io::Read;
+    let mut b = [0u8; 8];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut b))
+        .context("reading /dev/urandom")?;
+    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
+}
+
+fn print_table(rows: &[Row]) {
+    let secs = |d: Option<Duration>| d.map_or("-".to_string(), |d| format!("{:.2}s", d.as_secs_f64()));
+    let w = rows.iter().map(|r| r.kernel.len()).max().unwrap_or(6).max(6);
+    println!(
+        "\n{:<w$}  {:>5}  {:>6}  {:>6}  {:>7}  {:>8}  {:>10}  {:>8}  verdict",
+        "kernel", "accel", "passed", "failed", "skipped", "boot", "first test", "total"
+    );
+    for r in rows {
+        let ok = r.failed.is_empty() && r.problems.is_empty();
+        println!(
+            "{:<w$}  {:>5}  {:>6}  {:>6}  {:>7}  {:>8}  {:>10}  {:>8}  {}",
+            r.kernel,
+            r.accel,
+            r.passed,
+            r.failed.len(),
+            r.skipped,
+            secs(r.boot),
+            secs(r.first),
+            secs(Some(r.total)),
+            if ok { "PASS" } else { "FAIL" }
+        );
+    }
+    for r in rows {
+        for f in &r.failed {
+            println!("  failed on {}: {f}", r.kernel);
+        }
+    }
+    println!("(boot = QEMU start to the guest's /init; first test = QEMU start to the first result)");
 }

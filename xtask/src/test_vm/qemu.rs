@@ -1,0 +1,258 @@
+//! Running QEMU: the KVM probe, the guest's command line, and watching its two serial ports
+//! (console on ttyS0, results on ttyS1) until the done marker, a panic, a lockup or a timeout.
+
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+
+/// Which accelerator QEMU uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accel {
+    Kvm,
+    Tcg,
+}
+
+impl Accel {
+    pub fn name(self) -> &'static str {
+        match self {
+            Accel::Kvm => "kvm",
+            Accel::Tcg => "tcg",
+        }
+    }
+
+    fn args(self) -> [&'static str; 4] {
+        match self {
+            Accel::Kvm => ["-accel", "kvm", "-cpu", "host"],
+            Accel::Tcg => ["-accel", "tcg", "-cpu", "max"],
+        }
+    }
+}
+
+/// isa-debug-exit turns the guest's byte `v` into QEMU's exit status `(v << 1) | 1`.
+pub const EXIT_PASS: i32 = (0x10 << 1) | 1;
+pub const EXIT_FAIL: i32 = (0x11 << 1) | 1;
+
+fn base_command(accel: Accel, kernel: &Path, memory_mib: u32) -> Command {
+    let mut cmd = Command::new("qemu-system-x86_64");
+    cmd.args(accel.args())
+        // q35, not microvm: microvm hangs intermittently under TCG.
+        .args(["-M", "q35", "-nodefaults", "-no-user-config", "-no-reboot", "-display", "none"])
+        .args(["-m", &memory_mib.to_string(), "-smp", "2"])
+        .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"])
+        .arg("-kernel")
+        .arg(kernel)
+        .stdin(Stdio::null());
+    cmd
+}
+
+/// Whether KVM really runs a guest here: `/dev/kvm` may exist while KVM hangs or aborts. Boots
+/// `kernel` without an initramfs (it panics at once and `-no-reboot` ends QEMU); a working KVM
+/// does that in well under the deadline, a broken one hangs and is killed.
+pub fn kvm_works(kernel: &Path, dir: &Path) -> Result<bool> {
+    let kvm = std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm");
+    if kvm.is_err() {
+        return Ok(false);
+    }
+    let console = dir.join("kvm-probe.log");
+    let mut cmd = base_command(Accel::Kvm, kernel, 256);
+    cmd.args(["-append", "console=ttyS0 panic=-1 quiet"])
+        .arg("-serial")
+        .arg(format!("file:{}", console.display()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut child = cmd.spawn().context("starting qemu-system-x86_64 (ci/install.sh installs it)")?;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if child.try_wait()?.is_some() {
+            let log = std::fs::read_to_string(&console).unwrap_or_default();
+            return Ok(log.contains("Kernel panic") || log.contains("VFS"));
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    Ok(false)
+}
+
+/// One boot's inputs.
+#[derive(Debug)]
+pub struct Boot<'a> {
+    pub accel: Accel,
+    pub kernel: &'a Path,
+    pub initramfs: &'a Path,
+    pub cmdline: String,
+    pub memory_mib: u32,
+    pub dir: &'a Path,
+    pub timeout: Duration,
+    pub verbose: bool,
+    pub nonce: &'a str,
+    /// Tests the guest will run (for `k/N` progress).
+    pub expected: usize,
+}
+
+/// What one boot produced.
+#[derive(Debug)]
+pub struct Outcome {
+    pub console: PathBuf,
+    /// QEMU start → the guest's /init reported in.
+    pub boot: Option<Duration>,
+    /// QEMU start → first test result.
+    pub first_result: Option<Duration>,
+    pub total: Duration,
+    /// Result lines carrying our nonce: `(k, status, duration_ms, guest_binary, test)`.
+    pub results: Vec<(usize, String, u64, String, String)>,
+    pub done: bool,
+    pub exit: Option<i32>,
+    /// VM-level problems: panic, lockup, timeout, modules that failed to load, foreign lines.
+    pub problems: Vec<String>,
+}
+
+/// Console lines that mean the guest is broken, whatever happens next.
+const FATAL: &[&str] = &["Kernel panic", "soft lockup", "hard LOCKUP", "rcu_sched self-detected stall"];
+
+pub fn run(boot: &Boot) -> Result<Outcome> {
+    let console = boot.dir.join("console.log");
+    let results = boot.dir.join("results.log");
+    for f in [&console, &results] {
+        std::fs::write(f, b"").with_context(|| format!("creating {}", f.display()))?;
+    }
+    let mut cmd = base_command(boot.accel, boot.kernel, boot.memory_mib);
+    cmd.arg("-initrd")
+        .arg(boot.initramfs)
+        .arg("-append")
+        .arg(&boot.cmdline)
+        .arg("-serial")
+        .arg(format!("file:{}", console.display()))
+        .arg("-serial")
+        .arg(format!("file:{}", results.display()))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(boot.dir.join("qemu.stderr"))?);
+    let started = Instant::now();
+    let mut child = cmd.spawn().context("starting qemu-system-x86_64")?;
+    let mut out = Outcome {
+        console: console.clone(),
+        boot: None,
+        first_result: None,
+        total: Duration::ZERO,
+        results: Vec::new(),
+        done: false,
+        exit: None,
+        problems: Vec::new(),
+    };
+    let mut con = Tail::open(&console)?;
+    let mut res = Tail::open(&results)?;
+    let mut fatal_seen = false;
+    loop {
+        let exited = child.try_wait()?;
+        let new_console = con.read_new()?;
+        if boot.verbose && !new_console.is_empty() {
+            print!("{new_console}");
+            let _ = std::io::stdout().flush();
+        }
+        if !fatal_seen && let Some(f) = FATAL.iter().find(|f| con.all.contains(**f)) {
+            out.problems.push(format!("the guest console shows {f:?}"));
+            fatal_seen = true;
+        }
+        res.read_new()?;
+        for line in res.take_lines() {
+            handle_result_line(&line, boot, started, &mut out);
+        }
+        if let Some(status) = exited {
+            out.exit = status.code();
+            break;
+        }
+        if fatal_seen {
+            // Let a panicking kernel finish printing, then stop it.
+            std::thread::sleep(Duration::from_millis(500));
+            kill(&mut child);
+            con.read_new()?;
+            break;
+        }
+        if started.elapsed() > boot.timeout {
+            out.problems.push(format!("overall timeout: the VM ran longer than {}s", boot.timeout.as_secs()));
+            kill(&mut child);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    res.read_new()?;
+    for line in res.take_lines() {
+        handle_result_line(&line, boot, started, &mut out);
+    }
+    out.total = started.elapsed();
+    Ok(out)
+}
+
+fn kill(child: &mut Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+fn handle_result_line(line: &str, boot: &Boot, started: Instant, out: &mut Outcome) {
+    let mut words = line.split_whitespace();
+    let (Some(kind), Some(nonce)) = (words.next(), words.next()) else { return };
+    if nonce != boot.nonce {
+        out.problems.push(format!("result line with a foreign nonce: {line:?}"));
+        return;
+    }
+    let rest: Vec<&str> = words.collect();
+    match (kind, rest.as_slice()) {
+        ("VMBOOT", _) => {
+            out.boot = Some(started.elapsed());
+            println!("xtask:   guest /init started {:.2}s after QEMU start", started.elapsed().as_secs_f64());
+        }
+        ("VMMODFAIL", [m]) => out.problems.push(format!("module {m} failed to load (see console)")),
+        ("VMRESULT", [k, st, ms, bin, name]) => {
+            out.first_result.get_or_insert(started.elapsed());
+            let k: usize = k.parse().unwrap_or(0);
+            let ms: u64 = ms.parse().unwrap_or(0);
+            if !boot.verbose {
+                println!(
+                    "xtask:   test {k}/{} {:<4} {name} ({:.2}s)",
+                    boot.expected,
+                    st.to_uppercase(),
+                    ms as f64 / 1000.0
+                );
+            }
+            out.results.push((k, st.to_string(), ms, bin.to_string(), name.to_string()));
+        }
+        ("VMDONE", _) => out.done = true,
+        _ => out.problems.push(format!("unexpected result line: {line:?}")),
+    }
+}
+
+/// Reads what was appended to a file since the last call.
+struct Tail {
+    file: std::fs::File,
+    pos: u64,
+    all: String,
+    pending: String,
+}
+
+impl Tail {
+    fn open(path: &Path) -> Result<Tail> {
+        let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+        Ok(Tail { file, pos: 0, all: String::new(), pending: String::new() })
+    }
+
+    fn read_new(&mut self) -> Result<String> {
+        self.file.seek(SeekFrom::Start(self.pos))?;
+        let mut buf = Vec::new();
+        self.file.read_to_end(&mut buf)?;
+        self.pos += buf.len() as u64;
+        let text = String::from_utf8_lossy(&buf).replace('\r', "");
+        self.all.push_str(&text);
+        self.pending.push_str(&text);
+        Ok(text)
+    }
+
+    /// Complete lines received so far.
+    fn take_lines(&mut self) -> Vec<String> {
+        let Some(end) = self.pending.rfind('\n') else { return Vec::new() };
+        let done: String = self.pending.drain(..=end).collect();
+        done.lines().map(str::to_string).collect()
+    }
+}
