@@ -83,6 +83,25 @@ impl Cpio {
     pub fn binary(&mut self, host: &Path, guest: &str) -> Result<()> {
         let data = std::fs::read(host).with_context(|| format!("reading {}", host.display()))?;
         self.file(guest, 0o755, &data);
+        self.libraries(host)
+    }
+
+    /// Our own binary without its DWARF (symbols stay, so backtraces keep function names): the
+    /// kernel unpacks the initramfs byte by byte, and under TCG every megabyte costs boot time.
+    pub fn stripped_binary(&mut self, host: &Path, guest: &str, scratch: &Path) -> Result<()> {
+        let out = scratch.join(guest.trim_start_matches('/').replace('/', "_"));
+        let status = Command::new("objcopy").arg("--strip-debug").arg(host).arg(&out).status();
+        let data = match status {
+            Ok(s) if s.success() => {
+                std::fs::read(&out).with_context(|| format!("reading {}", out.display()))?
+            }
+            _ => std::fs::read(host).with_context(|| format!("reading {}", host.display()))?,
+        };
+        self.file(guest, 0o755, &data);
+        self.libraries(host)
+    }
+
+    fn libraries(&mut self, host: &Path) -> Result<()> {
         for lib in shared_libs(host)? {
             let path = lib.to_string_lossy().into_owned();
             if !self.files.contains(&path) {

@@ -393,7 +393,9 @@ fn build_initramfs(k: &Kernel, tests: &[GuestTest], vethlab: &Path, out: &Path) 
             cpio.binary(&Path::new(tool).canonicalize()?, tool)?;
         }
     }
-    cpio.binary(vethlab, "/bin/vethlab")?;
+    let scratch = out.with_extension("stripped");
+    std::fs::create_dir_all(&scratch).with_context(|| format!("creating {}", scratch.display()))?;
+    cpio.stripped_binary(vethlab, "/bin/vethlab", &scratch)?;
     cpio.file(
         INJECTED_BIN,
         0o755,
@@ -403,7 +405,7 @@ fn build_initramfs(k: &Kernel, tests: &[GuestTest], vethlab: &Path, out: &Path) 
     let mut packed = std::collections::BTreeSet::new();
     for t in tests.iter().filter(|t| !t.ignored) {
         if packed.insert(t.guest_bin.clone()) {
-            cpio.binary(&t.host_bin, &t.guest_bin)?;
+            cpio.stripped_binary(&t.host_bin, &t.guest_bin, &scratch)?;
         }
         list += &format!("{} {}\n", t.guest_bin, t.name);
     }
