@@ -36,6 +36,7 @@ while read -r m; do
   fi
 done < /etc/vethlab/modules
 ip link set lo up
+report "VMREADY $nonce $(now_cs)"
 
 export CI=1 VETHLAB_BIN=/bin/vethlab VETHLAB_IN_VM=1 RUST_BACKTRACE=1
 cp /etc/vethlab/tests /tmp/tests

@@ -101,7 +101,7 @@ pub fn run(mut args: Args) -> Result<()> {
     if std::env::var("VETHLAB_VM_INJECT_FAILURE").is_ok_and(|v| !v.is_empty() && v != "0") {
         args.inject_failure = true;
     }
-    let rows = run_rows(&args)?;
+    let rows = run_rows(&args, false)?;
     let failures: Vec<String> =
         rows.iter().flat_map(|r| r.failed.iter().map(move |f| format!("{}: {f}", r.kernel))).collect();
     let broken: Vec<&Row> = rows.iter().filter(|r| !r.problems.is_empty()).collect();
@@ -124,7 +124,7 @@ pub fn run(mut args: Args) -> Result<()> {
 pub fn selftest(args: SelftestArgs) -> Result<()> {
     let mut vm = args.vm;
     vm.inject_failure = true;
-    let rows = run_rows(&vm)?;
+    let rows = run_rows(&vm, vm.filters.is_empty())?;
     for row in &rows {
         if !row.failed.iter().any(|f| f.contains(INJECTED)) {
             bail!(
@@ -145,7 +145,8 @@ pub fn selftest(args: SelftestArgs) -> Result<()> {
     Ok(())
 }
 
-fn run_rows(args: &Args) -> Result<Vec<Row>> {
+/// Runs every kernel; `one_real_test` keeps only the first runnable test (for the self-test).
+fn run_rows(args: &Args, one_real_test: bool) -> Result<Vec<Row>> {
     let started = Instant::now();
     let target = target_dir()?;
     let work = target.join("vm");
@@ -166,9 +167,7 @@ fn run_rows(args: &Args) -> Result<Vec<Row>> {
     if !args.filters.is_empty() {
         tests.retain(|t| args.filters.iter().any(|f| t.name.contains(f.as_str())));
     }
-    let selftest_only = args.inject_failure && args.filters.is_empty() && args.packages.is_empty();
-    if selftest_only && std::env::args().any(|a| a == "test-vm-selftest") {
-        // The self-test only needs one real test next to the injected one.
+    if one_real_test {
         tests.retain(|t| !t.ignored);
         tests.truncate(1);
     }

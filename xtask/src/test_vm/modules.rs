@@ -75,7 +75,7 @@ fn visit(
         }
         return Ok(());
     };
-    let data = decompress(path)?;
+    let data = strip_signature(decompress(path)?);
     for dep in softdep_pre(&data).into_iter().chain(depends(&data)) {
         // A soft dependency names an alias (libcrc32c's `pre: crc32c`); the generic
         // implementation is the module that provides it on every CPU, TCG's included.
@@ -128,6 +128,25 @@ fn decompress(path: &Path) -> Result<Vec<u8>> {
     pipe_through(tool, &raw).with_context(|| format!("decompressing {}", path.display()))
 }
 
+/// Drops the appended module signature. Checking it (RSA + SHA over the whole module) is the
+/// slowest part of `insmod` under TCG; Debian kernels do not enforce signatures without Secure
+/// Boot, so an unsigned module loads and merely taints the kernel ("module verification failed").
+fn strip_signature(mut module: Vec<u8>) -> Vec<u8> {
+    const MARKER: &[u8] = b"~Module signature appended~\n";
+    // struct module_signature: 8 bytes of algorithm/id fields, then the signature length (BE u32).
+    const INFO: usize = 12;
+    if !module.ends_with(MARKER) || module.len() < MARKER.len() + INFO {
+        return module;
+    }
+    let info_at = module.len() - MARKER.len() - INFO;
+    let len = &module[info_at + 8..info_at + 12];
+    let sig_len = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
+    if let Some(end) = info_at.checked_sub(sig_len) {
+        module.truncate(end);
+    }
+    module
+}
+
 /// The value of `key` in the module's `.modinfo` section (NUL-separated `key=value`s).
 fn modinfo(module: &[u8], key: &str) -> Option<String> {
     let key = format!("\0{key}=");
@@ -168,6 +187,11 @@ mod tests {
         let m = b"\x7fELF...\0license=GPL\0depends=stp,llc\0intree=Y\0";
         assert_eq!(depends(m), ["stp", "llc"]);
         assert!(depends(b"\0depends=\0").is_empty());
+        let mut signed = b"MODULE".to_vec();
+        signed.extend_from_slice(b"SIG");
+        signed.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3]);
+        signed.extend_from_slice(b"~Module signature appended~\n");
+        assert_eq!(strip_signature(signed), b"MODULE");
         assert_eq!(softdep_pre(b"\0softdep=pre: crc32c post: x\0"), ["crc32c"]);
         assert_eq!(module_name(Path::new("kernel/net/nf-nat.ko.xz")).as_deref(), Some("nf_nat"));
     }

@@ -204,6 +204,9 @@ fn handle_result_line(line: &str, boot: &Boot, started: Instant, out: &mut Outco
             out.boot = Some(started.elapsed());
             println!("xtask:   guest /init started {:.2}s after QEMU start", started.elapsed().as_secs_f64());
         }
+        ("VMREADY", _) => {
+            println!("xtask:   modules loaded {:.2}s after QEMU start", started.elapsed().as_secs_f64());
+        }
         ("VMMODFAIL", [m]) => out.problems.push(format!("module {m} failed to load (see console)")),
         ("VMRESULT", [k, st, ms, bin, name]) => {
             out.first_result.get_or_insert(started.elapsed());
