@@ -5,6 +5,11 @@
 //! can never hand out the same address. A file is replaced by writing a temporary file, fsyncing
 //! it, renaming it over the old one and fsyncing the directory, so a crash leaves either the old or
 //! the new version, never a truncated one. A file that does not parse is reported and left alone.
+//!
+//! The directory is deliberately not fsynced after the rename: that would only make the rename
+//! itself survive a power loss, and a power loss also wipes the kernel state the file describes
+//! (bridges and veths do not survive a reboot), so the previous complete version is no less true.
+//! It halves the cost of every operation (one journal commit instead of two).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -138,8 +143,7 @@ impl StateDir {
                 OpenOptions::new().create(true).truncate(true).write(true).mode(0o600).open(&tmp)?;
             file.write_all(&json)?;
             file.sync_all()?;
-            fs::rename(&tmp, &path)?;
-            File::open(&dir)?.sync_all()
+            fs::rename(&tmp, &path)
         })();
         if result.is_err() {
             let _ = fs::remove_file(&tmp);
@@ -151,7 +155,7 @@ impl StateDir {
     pub fn remove(&self, _lock: &StateLock, name: &NetworkName) -> Result<(), StoreError> {
         let path = self.network_file(name);
         match fs::remove_file(&path) {
-            Ok(()) => File::open(self.networks_dir()).and_then(|d| d.sync_all()).map_err(Self::io(&path)),
+            Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(Self::io(&path)(e)),
         }
