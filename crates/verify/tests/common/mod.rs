@@ -1,7 +1,6 @@
 //! Shared helpers for the privileged tests: the root check and a two-namespace veth fixture.
 #![allow(dead_code)]
 
-use std::io::Write;
 use std::net::Ipv4Addr;
 use std::os::fd::{AsFd, AsRawFd};
 
@@ -9,31 +8,9 @@ use netlink_packet_route::link::{InfoData, InfoVeth};
 use rtnetlink::{LinkMessageBuilder, LinkUnspec, LinkVeth};
 use vethlab_runtime::{Netlink, Netns};
 
-/// Whether the test may run. Without root it prints `SKIPPED (needs root): <test>` and returns
-/// false, appends `<test>\t<reason>` to `$VETHLAB_SKIP_LOG` if set, and panics if `CI` is set:
-/// CI must never silently skip.
-pub fn require_root(test: &str) -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return true;
-    }
-    let reason = "needs root";
-    if std::env::var_os("CI").is_some() {
-        panic!("{test}: {reason}, and CI is set: refusing to skip");
-    }
-    eprintln!("SKIPPED ({reason}): {test}");
-    if let Some(path) = std::env::var_os("VETHLAB_SKIP_LOG") {
-        let line = format!("{test}\t{reason}\n");
-        let written = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .and_then(|mut f| f.write_all(line.as_bytes()));
-        if let Err(e) = written {
-            eprintln!("cannot append to VETHLAB_SKIP_LOG {}: {e}", path.to_string_lossy());
-        }
-    }
-    false
-}
+/// The harness's privilege gate (skip loudly without root, fail under `CI`), shared so every
+/// privileged test in the workspace behaves the same.
+pub use vethlab_harness::privileges::require_root;
 
 /// Two fresh namespaces `a` and `b` joined by a veth pair `va` (in a) / `vb` (in b), both up,
 /// with `lo` up, `A_IP/24` on va and `B_IP/24` on vb. Dropping it drops the namespaces, which
