@@ -1,6 +1,7 @@
 //! The `vethlab` command: argument parsing and output. All behaviour lives in the library crates.
 
 mod args;
+mod cni;
 mod commands;
 mod demo;
 mod output;
@@ -11,6 +12,10 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // A CNI runtime calls plugins with CNI_COMMAND set and no arguments: speak CNI, not clap.
+    if std::env::var_os("CNI_COMMAND").is_some() {
+        return cni::main();
+    }
     let cli = args::Cli::parse();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
