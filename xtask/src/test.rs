@@ -54,6 +54,11 @@ pub fn run(args: Args) -> Result<()> {
         Mode::UserNs => step(
             "running tests in a user namespace (root inside), each binary in a fresh net+mount namespace",
         ),
+        Mode::Unavailable(why) if is_root() => {
+            // Root without namespaces (e.g. an unprivileged container): the privileged tests
+            // would believe they may run and would touch this machine. Refuse instead.
+            bail!("running as root but cannot create namespaces ({why}); use a privileged container or a VM")
+        }
         Mode::Unavailable(why) => {
             eprintln!("xtask: WARNING: no namespaces available: {why}");
             eprintln!(
@@ -86,6 +91,11 @@ pub fn run(args: Args) -> Result<()> {
         eprintln!("xtask: note: privileged tests could not run: {why}");
     }
     Ok(())
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid cannot fail.
+    unsafe { libc::geteuid() == 0 }
 }
 
 fn step(what: &str) {

@@ -39,14 +39,16 @@ ip link set lo up
 report "VMREADY $nonce $(now_cs)"
 
 export CI=1 VETHLAB_BIN=/bin/vethlab VETHLAB_IN_VM=1 RUST_BACKTRACE=1
+. /etc/vethlab/env
 cp /etc/vethlab/tests /tmp/tests
-if [ "$inject" = 1 ]; then echo "/bin/vethlab-injected-failure injected::always_fails" >> /tmp/tests; fi
+if [ "$inject" = 1 ]; then echo "/bin/vethlab-injected-failure / injected::always_fails" >> /tmp/tests; fi
 
 k=0 failed=0
-while read -r bin name; do
+while read -r bin dir name; do
   k=$((k + 1))
   t0=$(now_cs)
-  timeout -s KILL "$test_timeout" "$bin" --exact "$name" --test-threads=1 </dev/null >/tmp/out 2>&1
+  # Like `cargo test`: the test runs in its package directory.
+  (cd "$dir" && exec timeout -s KILL "$test_timeout" "$bin" --exact "$name" --test-threads=1) </dev/null >/tmp/out 2>&1
   rc=$?
   t1=$(now_cs)
   if [ $rc -eq 0 ] && grep -q '^test result: ok. 1 passed' /tmp/out; then

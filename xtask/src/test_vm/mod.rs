@@ -78,6 +78,8 @@ struct GuestTest {
     /// `/tests/<name>` inside the guest.
     guest_bin: String,
     host_bin: PathBuf,
+    /// The package directory: the test's cwd, as under `cargo test` (same path in the guest).
+    dir: PathBuf,
     area: String,
     name: String,
     ignored: bool,
@@ -249,6 +251,7 @@ fn list_tests(binaries: &[TestBinary]) -> Result<Vec<GuestTest>> {
             tests.push(GuestTest {
                 guest_bin: guest_bin.clone(),
                 host_bin: b.path.clone(),
+                dir: b.dir.clone(),
                 area: b.area.clone(),
                 name,
                 ignored,
@@ -402,13 +405,20 @@ fn build_initramfs(k: &Kernel, tests: &[GuestTest], vethlab: &Path, out: &Path) 
     );
     let mut list = String::new();
     let mut packed = std::collections::BTreeSet::new();
+    let mut dirs = std::collections::BTreeSet::new();
     for t in tests.iter().filter(|t| !t.ignored) {
         if packed.insert(t.guest_bin.clone()) {
             cpio.stripped_binary(&t.host_bin, &t.guest_bin, &scratch)?;
         }
-        list += &format!("{} {}\n", t.guest_bin, t.name);
+        if dirs.insert(t.dir.clone()) {
+            package_data(&mut cpio, &t.dir)?;
+        }
+        list += &format!("{} {} {}\n", t.guest_bin, t.dir.display(), t.name);
     }
     cpio.file("/etc/vethlab/tests", 0o644, list.as_bytes());
+    // insta would run `cargo metadata` to find the workspace; there is no cargo in the guest.
+    let env = format!("export INSTA_WORKSPACE_ROOT={}\n", crate::project::project_root().display());
+    cpio.file("/etc/vethlab/env", 0o644, env.as_bytes());
     cpio.file("/etc/passwd", 0o644, b"root:x:0:0:root:/root:/bin/sh\n");
     cpio.file("/etc/group", 0o644, b"root:x:0:\n");
     let summary = match &k.modules {
@@ -438,6 +448,30 @@ fn build_initramfs(k: &Kernel, tests: &[GuestTest], vethlab: &Path, out: &Path) 
     let data = cpio.finish();
     std::fs::write(out, &data).with_context(|| format!("writing {}", out.display()))?;
     Ok(format!("{summary}; initramfs {} MiB", data.len() / (1 << 20)))
+}
+
+/// The files tests read at run time from their package directory (insta snapshots, fixtures),
+/// at the same absolute paths: everything but Rust sources, build output and large files.
+fn package_data(cpio: &mut initramfs::Cpio, dir: &Path) -> Result<()> {
+    cpio.dir(&dir.to_string_lossy());
+    for entry in std::fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))? {
+        let entry = entry?;
+        let path = entry.path();
+        let name = entry.file_name();
+        let ty = entry.file_type()?;
+        if ty.is_dir() {
+            if !["target", ".git", "src", "benches"].contains(&name.to_string_lossy().as_ref()) {
+                package_data(cpio, &path)?;
+            }
+        } else if ty.is_file()
+            && path.extension().is_none_or(|e| e != "rs")
+            && entry.metadata()?.len() <= 1 << 20
+        {
+            let data = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+            cpio.file(&path.to_string_lossy(), 0o644, &data);
+        }
+    }
+    Ok(())
 }
 
 fn nonce() -> Result<String> {
