@@ -204,3 +204,32 @@ fn explain_userns(err: &io::Error) -> String {
     }
     why.join("; ")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sandboxed_process_has_its_own_network_namespace_with_lo_up() {
+        let mode = detect().expect("probing namespaces");
+        if let Mode::Unavailable(why) = mode {
+            eprintln!("no namespaces here ({why}); nothing to check");
+            return;
+        }
+        let ours = std::fs::read_link("/proc/self/ns/net").expect("our netns");
+        let mut cmd = Command::new("sh");
+        cmd.args([
+            "-c",
+            "readlink /proc/self/ns/net; cat /sys/class/net/lo/flags; ls /sys/class/net; ls -A /run/netns",
+        ]);
+        wrap(&mut cmd, &mode);
+        let out = cmd.output().expect("running sh in a sandbox");
+        assert!(out.status.success(), "{out:?}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_ne!(Path::new(lines[0]), ours, "same network namespace: {text}");
+        let flags = u32::from_str_radix(lines[1].trim_start_matches("0x"), 16).expect("lo flags");
+        assert_eq!(flags & libc::IFF_UP as u32, libc::IFF_UP as u32, "lo is down: {text}");
+        assert_eq!(lines[2..], ["lo"], "only lo, and /run/netns empty: {text}");
+    }
+}
