@@ -24,8 +24,9 @@ pub struct Args {
     /// Kill a test binary that runs longer than this many seconds.
     #[arg(long, default_value_t = 1200)]
     timeout: u64,
-    /// Test name filters and libtest options, passed to every test binary (after `--`).
-    #[arg(last = true)]
+    /// Test name filters and libtest options, passed to every test binary
+    /// (`cargo xtask test seed`, `cargo xtask test -- --exact seed`).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     test_args: Vec<String>,
 }
 
