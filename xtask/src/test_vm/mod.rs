@@ -27,6 +27,18 @@ const INIT: &str = include_str!("init.sh");
 /// The test the self-test injects into the guest's list (see `VETHLAB_VM_INJECT_FAILURE`).
 const INJECTED: &str = "injected::always_fails";
 const INJECTED_BIN: &str = "/bin/vethlab-injected-failure";
+/// Host programs copied into the guest (with their libraries) when present.
+const HOST_TOOLS: &[&str] = &[
+    "/usr/sbin/ip",
+    "/usr/sbin/nft",
+    "/usr/sbin/bridge",
+    "/usr/lib/cni/bridge",
+    "/usr/lib/cni/host-local",
+    "/usr/lib/cni/loopback",
+    "/usr/lib/cni/portmap",
+    "/usr/lib/cni/firewall",
+    "/usr/lib/podman/netavark",
+];
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
@@ -394,10 +406,34 @@ fn build_initramfs(k: &Kernel, tests: &[GuestTest], vethlab: &Path, out: &Path) 
     for applet in String::from_utf8_lossy(&list.stdout).lines().filter(|a| !a.is_empty() && *a != "busybox") {
         cpio.symlink(&format!("/bin/{applet}"), "busybox");
     }
-    // The real tools too, when the host has them: closer to what runtimes meet than busybox's.
-    for tool in ["/usr/sbin/ip", "/usr/sbin/nft", "/usr/sbin/bridge"] {
+    // The real tools too, when the host has them: closer to what runtimes meet than busybox's,
+    // and what the conformance tests drive (Debian's CNI plugins, netavark, iptables-nft).
+    for tool in HOST_TOOLS {
         if Path::new(tool).exists() {
             cpio.binary(&Path::new(tool).canonicalize()?, tool)?;
+        }
+    }
+    let xtables = Path::new("/usr/sbin/xtables-nft-multi");
+    if xtables.is_file() {
+        cpio.binary(xtables, "/usr/sbin/xtables-nft-multi")?;
+        for name in [
+            "iptables",
+            "ip6tables",
+            "iptables-save",
+            "ip6tables-save",
+            "iptables-restore",
+            "ip6tables-restore",
+        ] {
+            cpio.symlink(&format!("/usr/sbin/{name}"), "xtables-nft-multi");
+        }
+        // Its extensions (even `-j ACCEPT` is libxt_standard.so) are dlopen()ed: ldd cannot see them.
+        for dir in ["/usr/lib/x86_64-linux-gnu/xtables", "/usr/lib64/xtables", "/usr/lib/xtables"] {
+            for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                let path = entry.path();
+                if path.extension().is_some_and(|e| e == "so") {
+                    cpio.binary(&path, &path.to_string_lossy())?;
+                }
+            }
         }
     }
     let scratch = out.with_extension("stripped");

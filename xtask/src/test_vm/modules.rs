@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 
 use super::kernel::pipe_through;
 
-/// What the scenarios need: veth pairs, bridges, nftables with NAT and conntrack.
+/// What the scenarios need: veth pairs, bridges, nftables with NAT and conntrack, iptables-nft.
 /// Dependencies (stp, llc, nf_conntrack, nf_defrag_*, libcrc32c, …) are found automatically.
 pub const WANTED: &[&str] = &[
     "veth",
@@ -22,6 +22,16 @@ pub const WANTED: &[&str] = &[
     "nft_nat",
     "nft_masq",
     "nft_ct",
+    // iptables-nft, used by netavark and the CNI plugins in the conformance tests.
+    "nft_compat",
+    "xt_conntrack",
+    "xt_MASQUERADE",
+    "xt_comment",
+    "xt_addrtype",
+    "xt_nat",
+    "xt_mark",
+    "xt_multiport",
+    "xt_tcpudp",
 ];
 
 /// A decompressed module to put into the initramfs.
