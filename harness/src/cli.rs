@@ -37,7 +37,12 @@ pub fn vethlab_bin() -> Result<PathBuf> {
 impl Lab {
     /// Runs `vethlab ARGS…` with the lab's host namespace and state directory.
     pub fn cli(&self, args: &[&str]) -> Result<CliOutput> {
-        let out = Command::new(vethlab_bin()?)
+        self.cli_with(&vethlab_bin()?, args)
+    }
+
+    /// Runs the given `vethlab` binary with the lab's host namespace and state directory.
+    pub fn cli_with(&self, bin: &std::path::Path, args: &[&str]) -> Result<CliOutput> {
+        let out = Command::new(bin)
             .arg("--host-netns")
             .arg(self.host_path())
             .arg("--state-dir")

@@ -6,8 +6,10 @@
 
 pub mod check;
 pub mod cli;
+pub mod conformance;
 pub mod lab;
 pub mod privileges;
+pub mod runtimes;
 pub mod scenario;
 pub mod view;
 

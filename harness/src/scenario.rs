@@ -4,6 +4,7 @@
 //! a scenario is adding a function here and a line in `tests/scenarios.rs`.
 
 use crate::lab::ContainerKind::{self, Named, Process};
+use crate::runtimes::Flavour;
 
 /// A network created at set-up.
 #[derive(Debug, Clone)]
@@ -63,6 +64,59 @@ pub enum SnapshotScope {
     HostOnly,
 }
 
+/// A documented way in which a peer runtime differs from vethlab; the conformance runner accepts
+/// it (and shows it in the report) instead of failing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Behaviour {
+    /// The bridge stays after its last container is detached.
+    BridgeKept,
+    /// The host end of the veth has the runtime's own (random) name, not vethlab's `ID[:5]`.
+    HostVethNamed,
+    /// An attach that must fail fails with the runtime's own message.
+    ErrorText,
+    /// `net.ipv4.ip_forward` is switched on in the host namespace and left on.
+    ForwardingEnabled,
+}
+
+/// One known behaviour of one flavour of runtime, with a note for the report.
+#[derive(Debug, Clone)]
+pub struct Known {
+    pub flavour: Flavour,
+    pub behaviour: Behaviour,
+    pub note: &'static str,
+}
+
+/// What every scenario accepts from the peers.
+fn common_known() -> Vec<Known> {
+    vec![
+        Known {
+            flavour: Flavour::CniBridge,
+            behaviour: Behaviour::BridgeKept,
+            note: "the CNI bridge plugin never deletes the bridge (DEL leaves it for the next ADD)",
+        },
+        Known {
+            flavour: Flavour::CniBridge,
+            behaviour: Behaviour::HostVethNamed,
+            note: "host veth named vethXXXXXXXX (random), normalised in snapshots",
+        },
+        Known {
+            flavour: Flavour::CniBridge,
+            behaviour: Behaviour::ForwardingEnabled,
+            note: "isGateway switches net.ipv4.ip_forward on and leaves it on",
+        },
+        Known {
+            flavour: Flavour::Netavark,
+            behaviour: Behaviour::ForwardingEnabled,
+            note: "switches net.ipv4.ip_forward on and leaves it on",
+        },
+        Known {
+            flavour: Flavour::Netavark,
+            behaviour: Behaviour::HostVethNamed,
+            note: "host veth named by the kernel (vethN), normalised in snapshots",
+        },
+    ]
+}
+
 #[derive(Debug, Clone)]
 pub struct Scenario {
     pub name: &'static str,
@@ -73,6 +127,8 @@ pub struct Scenario {
     pub reachable: Vec<(String, Target)>,
     pub unreachable: Vec<(String, Target)>,
     pub snapshot: SnapshotScope,
+    /// Known differences of peer runtimes in this scenario (see `conformance`).
+    pub known: Vec<Known>,
 }
 
 fn net(name: &'static str, subnet: &'static str) -> NetDef {
@@ -106,6 +162,7 @@ impl Scenario {
             reachable: vec![],
             unreachable: vec![],
             snapshot: SnapshotScope::All,
+            known: common_known(),
         }
     }
 }
@@ -241,6 +298,15 @@ pub fn exhaustion_of_a_29() -> Scenario {
         steps,
         reachable: labels.iter().map(|l| gw(l, "tiny")).collect(),
         unreachable: vec![gw("c6", "tiny")],
+        known: [
+            common_known(),
+            vec![Known {
+                flavour: Flavour::CniBridge,
+                behaviour: Behaviour::ErrorText,
+                note: "host-local refuses the sixth with its own message (no IP addresses available)",
+            }],
+        ]
+        .concat(),
         ..Scenario::new(
             "exhaustion_of_a_29",
             "a /29 holds the gateway and five containers; the sixth is refused",
