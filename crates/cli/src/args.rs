@@ -44,6 +44,30 @@ pub enum Command {
     /// Build the seed topology in a private namespace, show it live, ping across it, tear it down.
     #[command(after_help = "Example:\n  sudo vethlab demo")]
     Demo,
+    /// Run the scenario catalogue against bridge runtimes and print a scenario × runtime matrix.
+    #[command(
+        after_help = "Example:\n  sudo vethlab conformance\n  sudo vethlab conformance --runtime native --runtime cni:/usr/lib/cni/bridge --runtime netavark:/usr/lib/podman/netavark\n  sudo vethlab conformance --runtime cni:/opt/cni/bin/vethlab --scenario seed --format junit"
+    )]
+    Conformance(ConformanceArgs),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ReportFormat {
+    Table,
+    Json,
+    Junit,
+}
+
+#[derive(Debug, Args)]
+pub struct ConformanceArgs {
+    /// native | cli | cni:PATH | netavark:PATH (repeatable; default: native)
+    #[arg(long = "runtime", value_name = "RUNTIME")]
+    pub runtimes: Vec<String>,
+    /// Scenario name (repeatable; default: the whole catalogue).
+    #[arg(long = "scenario", value_name = "NAME")]
+    pub scenarios: Vec<String>,
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: ReportFormat,
 }
 
 #[derive(Debug, Subcommand)]

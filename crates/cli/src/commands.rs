@@ -19,6 +19,9 @@ pub fn open_runtime(cli: &Cli) -> Result<Runtime> {
 }
 
 pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
+    if let Command::Conformance(args) = cli.command {
+        return crate::conformance::conformance(args).await;
+    }
     let rt = open_runtime(&cli)?;
     match cli.command {
         Command::Network(cmd) => network(&rt, cmd).await?,
@@ -29,6 +32,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
         },
         Command::Run(args) => return crate::run::run(&rt, args).await,
         Command::Demo => crate::demo::demo().await?,
+        Command::Conformance(_) => unreachable!("handled above: it builds its own labs"),
     }
     Ok(ExitCode::SUCCESS)
 }

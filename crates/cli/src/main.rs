@@ -3,6 +3,7 @@
 mod args;
 mod cni;
 mod commands;
+mod conformance;
 mod demo;
 mod output;
 mod run;

@@ -41,12 +41,13 @@ pub(super) async fn ensure_network(rt: &Runtime, net: &NetSpec) -> Result<()> {
     match rt.inspect(&net.name) {
         Ok(_) => Ok(()),
         Err(RuntimeError::Plan(PlanError::NoSuchNetwork(_))) => {
+            // `..Default::default()`: fields added to the request later keep their defaults here.
             let req = NetworkRequest {
                 name: net.name.clone(),
-                driver: None,
                 subnet: net.subnet.to_string(),
                 gateway: net.gateway.map(|g| g.to_string()),
                 mtu: net.mtu,
+                ..Default::default()
             };
             rt.create_network(&req).await.with_context(|| format!("create network {}", net.name))?;
             Ok(())
@@ -80,13 +81,14 @@ impl NetworkRuntime for Native {
         Box::pin(async move {
             let rt = self.runtime(lab)?;
             ensure_network(rt, req.network).await?;
-            let connect = ConnectRequest {
+            let mut connect = ConnectRequest {
                 network: req.network.name.clone(),
                 container_id: req.container_id.to_owned(),
-                ip: req.ip.map(|ip| ip.to_string()),
                 ifname: Some(req.ifname.to_owned()),
                 netns: req.container.path().display().to_string(),
+                ..Default::default()
             };
+            connect.ip = req.ip.map(|ip| ip.to_string());
             let ep = rt.connect(&connect, req.container.netns()).await?;
             Ok(Attachment {
                 host_ifname: ep.host_ifname.to_string(),

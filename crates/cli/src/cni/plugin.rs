@@ -75,12 +75,13 @@ fn validate(conf: &NetConf, raw: &str) -> Result<Conf, CniError> {
         Some(g) => Some(g.parse().map_err(|e| invalid(format!("network {}: gateway {g}: {e}", conf.name)))?),
         None => None,
     };
+    // `..Default::default()`: fields added to the request later keep their defaults here.
     let request = NetworkRequest {
         name: bridge.clone(),
-        driver: None,
         subnet: subnet_text,
         gateway: conf.gateway.clone(),
         mtu: conf.mtu,
+        ..Default::default()
     };
     // The whole request is validated now, so a bad name or MTU fails before anything changes.
     vethlab_core::NetworkSpec::validate(&request)
@@ -207,13 +208,14 @@ async fn add(env: &Env, conf: &Conf, rt: &Runtime) -> Result<CniResult, CniError
         .map_err(|e| CniError::new(Code::InvalidEnvironment, format!("CNI_NETNS: {e}")))?
         .with_label(netns_path);
     let record = ensure_network(conf, rt).await?;
-    let req = ConnectRequest {
+    let mut req = ConnectRequest {
         network: conf.bridge.clone(),
         container_id: id.to_owned(),
-        ip: conf.static_ip.clone(),
         ifname: Some(ifname.to_owned()),
         netns: netns_path.to_owned(),
+        ..Default::default()
     };
+    req.ip.clone_from(&conf.static_ip);
     let ep = match rt.connect(&req, &netns).await {
         Ok(ep) => ep,
         Err(e) => {
