@@ -28,6 +28,9 @@ pub struct Outcome {
 /// residue after teardown.
 pub async fn check(scenario: &Scenario) -> Result<Outcome> {
     let lab = Lab::new().await?;
+    let needs_upstream = !scenario.probes.is_empty() || scenario.services.iter().any(|s| s.at == "upstream");
+    // The outside world is part of the baseline: residue is what vethlab leaves, not the lab.
+    let upstream = if needs_upstream { Some(lab.upstream().await?) } else { None };
     let before = lab.host_snapshot().await?;
     let containers: BTreeMap<&str, Container> = scenario
         .containers
@@ -44,6 +47,7 @@ pub async fn check(scenario: &Scenario) -> Result<Outcome> {
             subnet: n.subnet.into(),
             gateway: n.gateway.map(Into::into),
             mtu: n.mtu,
+            internal: n.internal,
         };
         runtime
             .create_network(&req)
@@ -55,15 +59,15 @@ pub async fn check(scenario: &Scenario) -> Result<Outcome> {
     for (i, step) in scenario.steps.iter().enumerate() {
         let ctx = || format!("{}: step {} ({step:?})", scenario.name, i + 1);
         match step {
-            Step::Connect { container, network, ip, ifname } => {
+            Step::Connect { container, network, ip, ifname, ports } => {
                 let c = lookup(&containers, container)?;
-                let req = request(network, ids[container.as_str()], c, *ip, *ifname);
+                let req = request(network, ids[container.as_str()], c, *ip, *ifname, ports);
                 let ep = runtime.connect(&req, c.netns()).await.with_context(ctx)?;
                 addresses.insert(container.clone(), ep.address);
             }
             Step::ConnectFails { container, network, error } => {
                 let c = lookup(&containers, container)?;
-                let req = request(network, ids[container.as_str()], c, None, None);
+                let req = request(network, ids[container.as_str()], c, None, None, &[]);
                 match runtime.connect(&req, c.netns()).await {
                     Ok(ep) => bail!("{}: connect should have failed but gave {}", ctx(), ep.address),
                     Err(e) if e.to_string().contains(error) => {}
@@ -124,6 +128,9 @@ pub async fn check(scenario: &Scenario) -> Result<Outcome> {
             .with_context(|| format!("{}: {src} -> {target:?}", scenario.name))?;
     }
 
+    crate::probes::run_all(scenario, &lab, &containers, upstream.as_ref(), &addresses)
+        .with_context(|| scenario.name.to_owned())?;
+
     teardown(&runtime).await.with_context(|| format!("{}: teardown", scenario.name))?;
     let after = lab.host_snapshot().await?;
     if let Some(diff) =
@@ -148,17 +155,25 @@ async fn teardown(runtime: &Runtime) -> Result<()> {
     if errors.is_empty() { Ok(()) } else { bail!("{}", errors.join("; ")) }
 }
 
-fn lookup<'a>(containers: &'a BTreeMap<&str, Container>, label: &str) -> Result<&'a Container> {
+pub(crate) fn lookup<'a>(containers: &'a BTreeMap<&str, Container>, label: &str) -> Result<&'a Container> {
     containers.get(label).with_context(|| format!("scenario names unknown container {label}"))
 }
 
-fn request(network: &str, id: &str, c: &Container, ip: Option<&str>, ifname: Option<&str>) -> ConnectRequest {
+fn request(
+    network: &str,
+    id: &str,
+    c: &Container,
+    ip: Option<&str>,
+    ifname: Option<&str>,
+    ports: &[&str],
+) -> ConnectRequest {
     ConnectRequest {
         network: network.into(),
         container_id: id.into(),
         ip: ip.map(Into::into),
         ifname: ifname.map(Into::into),
         netns: c.path().display().to_string(),
+        ports: ports.iter().map(|p| (*p).to_owned()).collect(),
     }
 }
 

@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use crate::lab::{Container, Lab};
 use crate::runtimes::{AttachRequest, Attachment, Capability, Flavour, NetSpec, NetworkRuntime};
-use crate::scenario::{Behaviour, Scenario, SnapshotScope, Step, Target};
+use crate::scenario::{Behaviour, Probe, Scenario, SnapshotScope, Step, Target};
 
 const REACH_TIMEOUT: Duration = Duration::from_secs(2);
 const UNREACH_TIMEOUT: Duration = Duration::from_millis(300);
@@ -65,10 +65,35 @@ pub fn required(scenario: &Scenario) -> Vec<Capability> {
         if n.gateway.is_some() {
             caps.push(Capability::CustomGateway);
         }
+        if n.internal {
+            caps.push(Capability::Internal);
+        }
+    }
+    for probe in &scenario.probes {
+        caps.push(match probe {
+            Probe::Masquerade { .. } => Capability::Masquerade,
+            Probe::Published { .. } => Capability::PortMapping,
+            Probe::NoWayOut { .. } => Capability::Internal,
+        });
+    }
+    // A container that must not reach a container of another network.
+    let network_of = |label: &str| {
+        scenario.steps.iter().find_map(|s| match s {
+            Step::Connect { container, network, .. } if container == label => Some(*network),
+            _ => None,
+        })
+    };
+    for (from, target) in &scenario.unreachable {
+        if let Target::Container(to) = target
+            && network_of(from) != network_of(to)
+        {
+            caps.push(Capability::Isolation);
+        }
     }
     for step in &scenario.steps {
         match step {
             Step::Connect { ip: Some(_), .. } => caps.push(Capability::StaticAddress),
+            Step::Connect { ports, .. } if !ports.is_empty() => caps.push(Capability::PortMapping),
             Step::ConnectFails { .. } => caps.push(Capability::Ipam),
             Step::RemoveNetwork { .. } => caps.push(Capability::NetworkRemoval),
             _ => {}
@@ -123,6 +148,8 @@ fn default_ifname(id: &str) -> String {
 
 async fn run(rt: &mut dyn NetworkRuntime, scenario: &Scenario, notes: &mut Vec<String>) -> Result<String> {
     let lab = Lab::new().await?;
+    let needs_upstream = !scenario.probes.is_empty() || scenario.services.iter().any(|s| s.at == "upstream");
+    let upstream = if needs_upstream { Some(lab.upstream().await?) } else { None };
     let before = lab.host_snapshot().await?;
     rt.begin(&lab)?;
     let containers: BTreeMap<&str, Container> = scenario
@@ -148,13 +175,14 @@ async fn run(rt: &mut dyn NetworkRuntime, scenario: &Scenario, notes: &mut Vec<S
     for (i, step) in scenario.steps.iter().enumerate() {
         let ctx = || format!("step {} ({})", i + 1, describe(step));
         match step {
-            Step::Connect { container, network, ip, ifname } => {
+            Step::Connect { container, network, ip, ifname, ports } => {
                 let id = id_of(container)?;
                 let ifname = ifname.map(str::to_owned).unwrap_or_else(|| default_ifname(id));
                 let ip: Option<Ipv4Addr> = ip.map(str::parse).transpose()?;
                 let c = ctr(container)?;
                 let n = net(network)?;
-                let req = AttachRequest { network: n, container_id: id, ifname: &ifname, container: c, ip };
+                let req =
+                    AttachRequest { network: n, container_id: id, ifname: &ifname, container: c, ip, ports };
                 let att = rt.attach(&lab, req).await.with_context(ctx)?;
                 check_attached(&lab, c, n, &att, ip, &attached).await.with_context(ctx)?;
                 attached.insert((container.clone(), network.to_string()), att);
@@ -169,6 +197,7 @@ async fn run(rt: &mut dyn NetworkRuntime, scenario: &Scenario, notes: &mut Vec<S
                     ifname: &ifname,
                     container: c,
                     ip: None,
+                    ports: &[],
                 };
                 match rt.attach(&lab, req).await {
                     Ok(att) => bail!("{}: attach should have failed but gave {}", ctx(), att.address),
@@ -237,6 +266,10 @@ async fn run(rt: &mut dyn NetworkRuntime, scenario: &Scenario, notes: &mut Vec<S
             .with_context(|| format!("{src} should not reach {} ({dst})", target_text(target)))?;
     }
 
+    let addresses: BTreeMap<String, Ipv4Addr> =
+        attached.iter().map(|((label, _), att)| (label.clone(), att.address)).collect();
+    crate::probes::run_all(scenario, &lab, &containers, upstream.as_ref(), &addresses)?;
+
     // Teardown: detach everything, then remove the networks where the runtime can.
     let mut errors = Vec::new();
     for ((label, network), att) in std::mem::take(&mut attached) {
@@ -279,6 +312,21 @@ async fn run(rt: &mut dyn NetworkRuntime, scenario: &Scenario, notes: &mut Vec<S
         notes.push(note.to_owned());
         after = lab.host_snapshot().await?;
     }
+    if after != before
+        && after.contains("  nftables: |")
+        && !before.contains("  nftables: |")
+        && let Some(note) = known(scenario, flavour, Behaviour::FirewallKept)
+    {
+        // Documented: the runtime's firewall stays. The lab's host had none, so flush it all,
+        // then nothing else may differ.
+        let flushed =
+            lab.host().run(|| std::process::Command::new("nft").args(["flush", "ruleset"]).status())??;
+        if !flushed.success() {
+            bail!("nft flush ruleset failed in the lab's host namespace");
+        }
+        notes.push(note.to_owned());
+        after = lab.host_snapshot().await?;
+    }
     if after != before {
         bail!(
             "nothing should be left after detach, but the host namespace differs:\n{}",
@@ -290,7 +338,7 @@ async fn run(rt: &mut dyn NetworkRuntime, scenario: &Scenario, notes: &mut Vec<S
 
 fn describe(step: &Step) -> String {
     match step {
-        Step::Connect { container, network, ip, ifname } => format!(
+        Step::Connect { container, network, ip, ifname, .. } => format!(
             "attach {container} to {network}{}{}",
             ip.map(|i| format!(" at {i}")).unwrap_or_default(),
             ifname.map(|i| format!(" as {i}")).unwrap_or_default()

@@ -1,11 +1,13 @@
 //! The `Lab` fixture: a throwaway host namespace, container namespaces made the two ways
 //! runtimes meet them, and a temporary state directory — all removed on drop, even on panic.
 
+use std::os::fd::{AsFd, AsRawFd};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use anyhow::{Context, Result};
+use netlink_packet_route::link::{InfoData, InfoVeth};
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
 use nix::sched::{CloneFlags, unshare};
 use vethlab_runtime::{Netlink, Netns, Runtime, StateDir};
@@ -197,5 +199,47 @@ impl Lab {
                 Ok(Container { label: label.to_owned(), kind, netns, path, keeper: Keeper::Process(child) })
             }
         }
+    }
+}
+
+/// The outside world of a lab: a namespace joined to the host by a veth pair, standing for the
+/// internet (`uplink0` in the host at 10.255.0.1/24, `eth0` upstream at 10.255.0.2/24).
+#[derive(Debug)]
+pub struct Upstream {
+    ns: NamedNetns,
+}
+
+impl Upstream {
+    pub const HOST_IP: std::net::Ipv4Addr = std::net::Ipv4Addr::new(10, 255, 0, 1);
+    pub const IP: std::net::Ipv4Addr = std::net::Ipv4Addr::new(10, 255, 0, 2);
+
+    pub fn netns(&self) -> &Netns {
+        self.ns.netns()
+    }
+}
+
+impl Lab {
+    /// Creates the lab's upstream namespace and the host's uplink to it.
+    pub async fn upstream(&self) -> Result<Upstream> {
+        let ns = NamedNetns::create(&unique("up"))?;
+        let host = Netlink::open(self.host())?;
+        // The peer is created directly upstream, like a container's.
+        let peer = rtnetlink::LinkMessageBuilder::<rtnetlink::LinkUnspec>::new()
+            .name("eth0".to_owned())
+            .setns_by_fd(ns.netns().as_fd().as_raw_fd())
+            .build();
+        let veth = rtnetlink::LinkVeth::new("uplink0", "eth0")
+            .up()
+            .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
+            .build();
+        host.handle().link().add(veth).execute().await.context("create veth uplink0")?;
+        let uplink = host.index_of("uplink0").await?;
+        host.add_address(uplink, "uplink0", Upstream::HOST_IP, 24).await?;
+        let up = Netlink::open(ns.netns())?;
+        let eth0 = up.index_of("eth0").await?;
+        up.set_up(1, "lo").await?;
+        up.set_up(eth0, "eth0").await?;
+        up.add_address(eth0, "eth0", Upstream::IP, 24).await?;
+        Ok(Upstream { ns })
     }
 }

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod conformance;
 pub mod lab;
 pub mod privileges;
+pub mod probes;
 pub mod runtimes;
 pub mod scenario;
 pub mod view;

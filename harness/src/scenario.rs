@@ -3,6 +3,8 @@
 //! A scenario says *what* should be true; `check` knows *how* to set it up and verify it. Adding
 //! a scenario is adding a function here and a line in `tests/scenarios.rs`.
 
+use vethlab_core::Proto;
+
 use crate::lab::ContainerKind::{self, Named, Process};
 use crate::runtimes::Flavour;
 
@@ -13,6 +15,8 @@ pub struct NetDef {
     pub subnet: &'static str,
     pub gateway: Option<&'static str>,
     pub mtu: Option<u32>,
+    /// `--internal`: no way out.
+    pub internal: bool,
 }
 
 /// A container namespace created at set-up.
@@ -31,6 +35,8 @@ pub enum Step {
         network: &'static str,
         ip: Option<&'static str>,
         ifname: Option<&'static str>,
+        /// `-p` mappings.
+        ports: Vec<&'static str>,
     },
     /// A connect that must be refused with an error containing `error`, changing nothing.
     ConnectFails {
@@ -57,6 +63,35 @@ pub enum Target {
     Container(String),
 }
 
+/// An echo server a scenario starts in a container (by label) or in `upstream`.
+#[derive(Debug, Clone)]
+pub struct Service {
+    pub at: String,
+    pub proto: Proto,
+    pub port: u16,
+}
+
+/// Where a published port is reached on the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostAddr {
+    /// The host's uplink address, as another machine would use it.
+    Uplink,
+    /// `127.0.0.1`, from the host itself.
+    Loopback,
+}
+
+/// A check that involves the outside world (the lab's `upstream` namespace) or published ports.
+#[derive(Debug, Clone)]
+pub enum Probe {
+    /// `from` echoes through the upstream server on `port`, and upstream must see the host's
+    /// uplink address as the source: masquerade proven, not assumed.
+    Masquerade { from: String, proto: Proto, port: u16 },
+    /// `from` (`upstream` or `host`) echoes through `to:port`, served by a container's service.
+    Published { from: &'static str, to: HostAddr, port: u16, proto: Proto },
+    /// `from` cannot reach upstream at all.
+    NoWayOut { from: String },
+}
+
 /// What the snapshot covers: everything, or only the host (for scenarios with many containers).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SnapshotScope {
@@ -76,6 +111,8 @@ pub enum Behaviour {
     ErrorText,
     /// `net.ipv4.ip_forward` is switched on in the host namespace and left on.
     ForwardingEnabled,
+    /// Firewall tables or chains stay in the host namespace after the last detach.
+    FirewallKept,
 }
 
 /// One known behaviour of one flavour of runtime, with a note for the report.
@@ -111,6 +148,11 @@ fn common_known() -> Vec<Known> {
         },
         Known {
             flavour: Flavour::Netavark,
+            behaviour: Behaviour::FirewallKept,
+            note: "leaves its NETAVARK chains and the jumps to them in tables ip nat and ip filter (iptables-nft)",
+        },
+        Known {
+            flavour: Flavour::Netavark,
             behaviour: Behaviour::HostVethNamed,
             note: "host veth named by the kernel (vethN), normalised in snapshots",
         },
@@ -129,10 +171,14 @@ pub struct Scenario {
     pub snapshot: SnapshotScope,
     /// Known differences of peer runtimes in this scenario (see `conformance`).
     pub known: Vec<Known>,
+    /// Echo servers started before the probes.
+    pub services: Vec<Service>,
+    /// Checks against upstream and published ports; any of them gives the lab an upstream.
+    pub probes: Vec<Probe>,
 }
 
 fn net(name: &'static str, subnet: &'static str) -> NetDef {
-    NetDef { name, subnet, gateway: None, mtu: None }
+    NetDef { name, subnet, gateway: None, mtu: None, internal: false }
 }
 
 fn ctr(label: &str, id: &str, kind: ContainerKind) -> CtrDef {
@@ -140,7 +186,7 @@ fn ctr(label: &str, id: &str, kind: ContainerKind) -> CtrDef {
 }
 
 fn connect(container: &str, network: &'static str) -> Step {
-    Step::Connect { container: container.into(), network, ip: None, ifname: None }
+    Step::Connect { container: container.into(), network, ip: None, ifname: None, ports: vec![] }
 }
 
 fn gw(from: &str, network: &'static str) -> (String, Target) {
@@ -163,6 +209,8 @@ impl Scenario {
             unreachable: vec![],
             snapshot: SnapshotScope::All,
             known: common_known(),
+            services: vec![],
+            probes: vec![],
         }
     }
 }
@@ -181,6 +229,10 @@ pub fn catalogue() -> Vec<Scenario> {
         custom_mtu_and_ifname(),
         state_reload(),
         fifty_containers(),
+        masquerade_to_upstream(),
+        published_ports(),
+        internal_network(),
+        networks_isolated(),
     ]
 }
 
@@ -320,6 +372,7 @@ pub fn static_ip() -> Scenario {
         containers: vec![ctr("c1", "static0001", Named), ctr("c2", "dynamic001", Process)],
         steps: vec![
             Step::Connect {
+                ports: vec![],
                 container: "c1".into(),
                 network: "zdocker0",
                 ip: Some("192.168.1.200"),
@@ -344,6 +397,7 @@ pub fn custom_mtu_and_ifname() -> Scenario {
         }],
         containers: vec![ctr("c1", "mtu000001", Named)],
         steps: vec![Step::Connect {
+            ports: vec![],
             container: "c1".into(),
             network: "mtu1400",
             ip: None,
@@ -383,5 +437,87 @@ pub fn fifty_containers() -> Scenario {
         reachable: labels.iter().map(|l| gw(l, "big")).chain([to("c01", "c50")]).collect(),
         snapshot: SnapshotScope::HostOnly,
         ..Scenario::new("fifty_containers", "50 containers on one bridge, all reaching the gateway")
+    }
+}
+
+/// Upstream's echo server, standing for the internet.
+const UPSTREAM_PORT: u16 = 7;
+
+pub fn masquerade_to_upstream() -> Scenario {
+    Scenario {
+        networks: vec![net("zdocker0", "192.168.1.0/24")],
+        containers: vec![ctr("c1", "a1b2c3d4e5f6", Process)],
+        steps: vec![connect("c1", "zdocker0")],
+        services: vec![
+            Service { at: "upstream".into(), proto: Proto::Tcp, port: UPSTREAM_PORT },
+            Service { at: "upstream".into(), proto: Proto::Udp, port: UPSTREAM_PORT },
+        ],
+        probes: vec![
+            Probe::Masquerade { from: "c1".into(), proto: Proto::Tcp, port: UPSTREAM_PORT },
+            Probe::Masquerade { from: "c1".into(), proto: Proto::Udp, port: UPSTREAM_PORT },
+        ],
+        ..Scenario::new(
+            "masquerade_to_upstream",
+            "c1 reaches upstream over TCP and UDP and upstream sees the host's uplink address: masquerade, ip_forward on",
+        )
+    }
+}
+
+pub fn published_ports() -> Scenario {
+    Scenario {
+        networks: vec![net("zdocker0", "192.168.1.0/24")],
+        containers: vec![ctr("web", "web000001", Named)],
+        steps: vec![Step::Connect {
+            container: "web".into(),
+            network: "zdocker0",
+            ip: None,
+            ifname: None,
+            ports: vec!["8080:80/tcp", "8080:80/udp"],
+        }],
+        services: vec![
+            Service { at: "web".into(), proto: Proto::Tcp, port: 80 },
+            Service { at: "web".into(), proto: Proto::Udp, port: 80 },
+        ],
+        probes: vec![
+            Probe::Published { from: "upstream", to: HostAddr::Uplink, port: 8080, proto: Proto::Tcp },
+            Probe::Published { from: "upstream", to: HostAddr::Uplink, port: 8080, proto: Proto::Udp },
+            Probe::Published { from: "host", to: HostAddr::Loopback, port: 8080, proto: Proto::Tcp },
+        ],
+        ..Scenario::new(
+            "published_ports",
+            "-p 8080:80/tcp and /udp: upstream reaches host:8080 -> web:80, the host reaches 127.0.0.1:8080",
+        )
+    }
+}
+
+pub fn internal_network() -> Scenario {
+    Scenario {
+        networks: vec![NetDef { internal: true, ..net("vault", "10.66.0.0/24") }],
+        containers: vec![ctr("c1", "vlt000001", Named)],
+        steps: vec![connect("c1", "vault")],
+        reachable: vec![gw("c1", "vault")],
+        probes: vec![Probe::NoWayOut { from: "c1".into() }],
+        ..Scenario::new(
+            "internal_network",
+            "--internal: c1 reaches its gateway but nothing beyond; no masquerade",
+        )
+    }
+}
+
+pub fn networks_isolated() -> Scenario {
+    Scenario {
+        networks: vec![net("blue", "10.10.0.0/24"), net("green", "10.20.0.0/24")],
+        containers: vec![
+            ctr("b1", "blue00001", Named),
+            ctr("b2", "bl2000002", Process),
+            ctr("g1", "gr0000001", Named),
+        ],
+        steps: vec![connect("b1", "blue"), connect("b2", "blue"), connect("g1", "green")],
+        reachable: vec![to("b1", "b2"), gw("g1", "green")],
+        unreachable: vec![to("b1", "g1"), to("g1", "b2")],
+        ..Scenario::new(
+            "networks_isolated",
+            "blue and green are isolated from each other; b1 and b2 share blue",
+        )
     }
 }

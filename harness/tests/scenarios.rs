@@ -37,6 +37,10 @@ scenario_tests!(
     custom_mtu_and_ifname,
     state_reload,
     fifty_containers,
+    masquerade_to_upstream,
+    published_ports,
+    internal_network,
+    networks_isolated,
 );
 
 /// The catalogue and the tests above list the same scenarios.

@@ -39,7 +39,9 @@ pub enum Command {
     #[command(after_help = "Example:\n  vethlab disconnect zdocker0 --id a1b2c3d4e5f6")]
     Disconnect(DisconnectArgs),
     /// Run a command in a fresh network namespace attached to a network.
-    #[command(after_help = "Example:\n  vethlab run --net zdocker0 -- ping -c1 192.168.1.1")]
+    #[command(
+        after_help = "Example:\n  vethlab run --net zdocker0 -- ping -c1 192.168.1.1\n  vethlab run --net zdocker0 -p 8080:80 -- busybox httpd -f -p 80"
+    )]
     Run(RunArgs),
     /// Build the seed topology in a private namespace, show it live, ping across it, tear it down.
     #[command(after_help = "Example:\n  sudo vethlab demo")]
@@ -108,6 +110,9 @@ pub struct CreateArgs {
     /// MTU of the bridge and of every veth on it.
     #[arg(long)]
     pub mtu: Option<u32>,
+    /// No way out: no masquerade, nothing forwarded to or from other interfaces.
+    #[arg(long)]
+    pub internal: bool,
     /// Network name; also the bridge's interface name.
     pub name: String,
 }
@@ -156,6 +161,9 @@ pub struct ConnectArgs {
     /// Interface name inside the container (default: cif-ID[:5]).
     #[arg(long)]
     pub ifname: Option<String>,
+    /// Publish a port: [HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp|/udp] (repeatable).
+    #[arg(short = 'p', long = "publish", value_name = "MAPPING")]
+    pub publish: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -179,6 +187,9 @@ pub struct RunArgs {
     /// Interface name inside the namespace (default: cif-ID[:5]).
     #[arg(long)]
     pub ifname: Option<String>,
+    /// Publish a port: [HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp|/udp] (repeatable).
+    #[arg(short = 'p', long = "publish", value_name = "MAPPING")]
+    pub publish: Vec<String>,
     /// The command and its arguments.
     #[arg(required = true, last = true)]
     pub command: Vec<String>,

@@ -46,6 +46,7 @@ async fn network(rt: &Runtime, cmd: NetworkCommand) -> Result<()> {
                 subnet: a.subnet,
                 gateway: a.gateway,
                 mtu: a.mtu,
+                internal: a.internal,
             };
             let record = rt.create_network(&req).await?;
             println!("{}", record.spec.name);
@@ -84,6 +85,7 @@ async fn connect(rt: &Runtime, a: ConnectArgs) -> Result<()> {
         ip: a.ip,
         ifname: a.ifname,
         netns: container.label().to_owned(),
+        ports: a.publish,
     };
     let ep = rt.connect(&req, &container).await?;
     let gateway = rt.inspect(ep.network.as_str()).map(|n| n.spec.gateway).ok();

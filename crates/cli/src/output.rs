@@ -13,6 +13,7 @@ pub struct NetworkView<'a> {
     pub gateway: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mtu: Option<u32>,
+    pub internal: bool,
     pub endpoints: Vec<EndpointView<'a>>,
 }
 
@@ -27,6 +28,8 @@ pub struct EndpointView<'a> {
     pub gateway: Option<String>,
     pub mac: String,
     pub netns: &'a str,
+    /// Published ports as `[HOST_IP:]HOST_PORT:CONTAINER_PORT/PROTO`.
+    pub ports: Vec<String>,
 }
 
 impl<'a> EndpointView<'a> {
@@ -40,6 +43,7 @@ impl<'a> EndpointView<'a> {
             gateway: gateway.map(|g| g.to_string()),
             mac: ep.mac.to_string(),
             netns: &ep.netns,
+            ports: ep.ports.iter().map(|p| p.to_string()).collect(),
         }
     }
 }
@@ -53,6 +57,7 @@ impl<'a> NetworkView<'a> {
             subnet: n.spec.subnet.to_string(),
             gateway: n.spec.gateway.to_string(),
             mtu: n.spec.mtu.map(|m| m.get()),
+            internal: n.spec.internal,
             endpoints: n.endpoints.values().map(|e| EndpointView::new(e, None)).collect(),
         }
     }

@@ -25,6 +25,7 @@ pub async fn run(rt: &Runtime, args: RunArgs) -> Result<ExitCode> {
         ip: args.ip,
         ifname: args.ifname,
         netns: format!("vethlab-run:{}", std::process::id()),
+        ports: args.publish,
     };
     rt.connect(&req, &ns).await?;
     let status = spawn_and_wait(&ns, &args.command).await;

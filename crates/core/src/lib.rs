@@ -9,18 +9,22 @@
 //! Architecture invariant: this crate does no IO and depends on no tokio, nix or rtnetlink
 //! (checked by `tests/no_io.rs`).
 
+pub mod firewall;
 pub mod ipam;
 pub mod mac;
 pub mod name;
 pub mod plan;
+pub mod port;
 pub mod spec;
 pub mod state;
 pub mod subnet;
 
+pub use firewall::FirewallPlan;
 pub use ipam::{IpamError, Owner, Pool};
 pub use mac::MacAddr;
 pub use name::{ContainerId, IfName, NameError, NetworkName};
 pub use plan::{EndpointPlan, NetworkPlan, PlanError};
+pub use port::{PortError, PortMapping, Proto};
 pub use spec::{ConnectRequest, Driver, Mtu, NetworkRequest, NetworkSpec, SpecError};
 pub use state::{EndpointRecord, NetworkRecord, State, StateError};
 pub use subnet::{Subnet, SubnetError};

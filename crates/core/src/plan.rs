@@ -12,6 +12,7 @@ use thiserror::Error;
 use crate::ipam::IpamError;
 use crate::mac::MacAddr;
 use crate::name::{ContainerId, IfName, NetworkName};
+use crate::port::PortMapping;
 use crate::spec::{EndpointSpec, Mtu, NetworkSpec};
 use crate::state::{EndpointRecord, NetworkRecord, State, StateError};
 
@@ -50,6 +51,18 @@ pub enum PlanError {
         "network {network}: its bridge name is already the host interface of endpoint {holder} on network {holder_network}"
     )]
     BridgeIsHostIfname { network: NetworkName, holder: ContainerId, holder_network: NetworkName },
+    #[error(
+        "network {network}: port mapping {mapping} clashes with {other} of container {holder} on network {holder_network}"
+    )]
+    PortConflict {
+        network: NetworkName,
+        mapping: PortMapping,
+        other: PortMapping,
+        holder: ContainerId,
+        holder_network: NetworkName,
+    },
+    #[error("network {0} is internal (no way in or out): it cannot publish ports")]
+    PortsOnInternal(NetworkName),
     #[error(transparent)]
     Ipam(#[from] IpamError),
     #[error(transparent)]
@@ -153,6 +166,24 @@ pub fn plan_connect(state: &State, spec: EndpointSpec) -> Result<EndpointPlan, P
             ifname: host_ifname,
         });
     }
+    if !spec.ports.is_empty() && network.spec.internal {
+        return Err(PlanError::PortsOnInternal(spec.network));
+    }
+    for mapping in &spec.ports {
+        let holder = state
+            .networks()
+            .flat_map(|n| n.endpoints.values())
+            .find_map(|ep| ep.ports.iter().find(|p| p.conflicts_with(mapping)).map(|p| (ep, *p)));
+        if let Some((ep, other)) = holder {
+            return Err(PlanError::PortConflict {
+                network: spec.network,
+                mapping: *mapping,
+                other,
+                holder: ep.container.clone(),
+                holder_network: ep.network.clone(),
+            });
+        }
+    }
     let mut pool = network.pool()?;
     let ip = match spec.ip {
         Some(ip) => {
@@ -173,6 +204,7 @@ pub fn plan_connect(state: &State, spec: EndpointSpec) -> Result<EndpointPlan, P
         prefix: address.prefix,
         mac: peer_mac,
         netns: spec.netns,
+        ports: spec.ports,
     };
     Ok(EndpointPlan {
         bridge: net.name.bridge().clone(),
@@ -222,6 +254,7 @@ mod tests {
             ip: ip.map(Into::into),
             ifname: None,
             netns: "/proc/1/ns/net".into(),
+            ports: vec![],
         })
         .expect("valid endpoint")
     }

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::name::{ContainerId, IfName, NameError, NetworkName};
+use crate::port::{PortError, PortMapping};
 use crate::subnet::{Subnet, SubnetError};
 
 /// Smallest MTU IPv4 allows (RFC 791).
@@ -35,6 +36,10 @@ pub enum SpecError {
     Mtu { network: String, mtu: u32 },
     #[error("network {network}: address {ip:?} is not an IPv4 address")]
     IpSyntax { network: String, ip: String },
+    #[error("network {network}: {source}")]
+    Port { network: String, source: PortError },
+    #[error("network {network}: port mappings {first} and {second} claim the same host port")]
+    PortTwice { network: String, first: PortMapping, second: PortMapping },
 }
 
 /// The only driver so far; kept as an enum so `--driver` is validated, not ignored.
@@ -86,6 +91,8 @@ pub struct NetworkRequest {
     pub subnet: String,
     pub gateway: Option<String>,
     pub mtu: Option<u32>,
+    /// No way out: no masquerade, no forwarding to or from other interfaces.
+    pub internal: bool,
 }
 
 /// A network that passed validation.
@@ -97,6 +104,8 @@ pub struct NetworkSpec {
     pub gateway: Ipv4Addr,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mtu: Option<Mtu>,
+    #[serde(default)]
+    pub internal: bool,
 }
 
 impl NetworkSpec {
@@ -126,7 +135,7 @@ impl NetworkSpec {
             None => None,
             Some(m) => Some(Mtu::new(m).ok_or(SpecError::Mtu { network: network(), mtu: m })?),
         };
-        Ok(Self { name, driver, subnet, gateway, mtu })
+        Ok(Self { name, driver, subnet, gateway, mtu, internal: req.internal })
     }
 }
 
@@ -139,6 +148,8 @@ pub struct ConnectRequest {
     pub ip: Option<String>,
     pub ifname: Option<String>,
     pub netns: String,
+    /// `-p [HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp|/udp]`, repeatable.
+    pub ports: Vec<String>,
 }
 
 /// The validated fields of a [`ConnectRequest`] that do not depend on state.
@@ -149,6 +160,7 @@ pub struct EndpointSpec {
     pub ip: Option<Ipv4Addr>,
     pub peer_ifname: IfName,
     pub netns: String,
+    pub ports: Vec<PortMapping>,
 }
 
 impl EndpointSpec {
@@ -166,7 +178,22 @@ impl EndpointSpec {
             None => container.default_peer_ifname(),
             Some(n) => IfName::new(n.clone())?,
         };
-        Ok(Self { network, container, ip, peer_ifname, netns: req.netns.clone() })
+        let mut ports: Vec<PortMapping> = Vec::new();
+        for p in &req.ports {
+            let mapping: PortMapping =
+                p.parse().map_err(|source| SpecError::Port { network: req.network.clone(), source })?;
+            // Two mappings of one request that claim the same host port are as wrong as a clash
+            // with another container.
+            if let Some(first) = ports.iter().find(|m| m.conflicts_with(&mapping)) {
+                return Err(SpecError::PortTwice {
+                    network: req.network.clone(),
+                    first: *first,
+                    second: mapping,
+                });
+            }
+            ports.push(mapping);
+        }
+        Ok(Self { network, container, ip, peer_ifname, netns: req.netns.clone(), ports })
     }
 }
 
@@ -234,6 +261,16 @@ mod tests {
         assert_eq!(ep.peer_ifname.as_str(), "cif-a1b2c");
         let r = ConnectRequest { ifname: Some("eth0".into()), ..r };
         assert_eq!(EndpointSpec::validate(&r).expect("valid").peer_ifname.as_str(), "eth0");
+        let r2 = ConnectRequest { ports: vec!["8080:80".into(), "8080:81".into()], ..r.clone() };
+        let err = EndpointSpec::validate(&r2).expect_err("same host port twice").to_string();
+        assert!(err.contains("8080:80/tcp and 8080:81/tcp claim the same host port"), "{err}");
+        let r3 = ConnectRequest { ports: vec!["8080:80/sctpx".into()], ..r.clone() };
+        assert!(
+            EndpointSpec::validate(&r3)
+                .expect_err("bad proto")
+                .to_string()
+                .contains("network zdocker0: port mapping")
+        );
         let r = ConnectRequest { ip: Some("192.168.1.300".into()), ..r };
         assert!(EndpointSpec::validate(&r).expect_err("bad ip").to_string().contains("\"192.168.1.300\""));
     }

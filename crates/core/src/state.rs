@@ -13,6 +13,7 @@ use thiserror::Error;
 use crate::ipam::{IpamError, Pool};
 use crate::mac::MacAddr;
 use crate::name::{ContainerId, IfName, NetworkName};
+use crate::port::PortMapping;
 use crate::spec::NetworkSpec;
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -43,6 +44,9 @@ pub struct EndpointRecord {
     /// Where the container's namespace was when it was connected (a path or `pid:N`), for people;
     /// disconnecting never needs it, because deleting the host end removes the pair.
     pub netns: String,
+    /// Published ports (`-p`), whose rules live in vethlab's nftables table.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<PortMapping>,
 }
 
 /// A network and its endpoints, as stored in `networks/NAME.json`.

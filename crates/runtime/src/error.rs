@@ -5,6 +5,7 @@ use std::fmt;
 use thiserror::Error;
 use vethlab_core::{PlanError, SpecError};
 
+use crate::firewall::FirewallError;
 use crate::netlink::NetlinkError;
 use crate::netns::NetnsError;
 use crate::store::StoreError;
@@ -21,6 +22,8 @@ pub enum RuntimeError {
     Netlink(#[from] NetlinkError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Firewall(#[from] FirewallError),
     #[error(
         "netns {netns} is the host namespace or vethlab's own; refusing to configure it as container {container}'s namespace"
     )]

@@ -5,6 +5,7 @@
 //! the plan, rolls back what it did if a step fails, and only then records the result.
 
 pub mod error;
+pub mod firewall;
 pub mod netlink;
 pub mod netns;
 pub mod runtime;

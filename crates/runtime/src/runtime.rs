@@ -2,8 +2,8 @@
 
 use vethlab_core::plan::{self, EndpointPlan, NetworkPlan};
 use vethlab_core::{
-    ConnectRequest, EndpointRecord, NetworkName, NetworkRecord, NetworkRequest, NetworkSpec,
-    spec::EndpointSpec,
+    ConnectRequest, EndpointRecord, FirewallPlan, NetworkName, NetworkRecord, NetworkRequest, NetworkSpec,
+    State, spec::EndpointSpec,
 };
 
 use crate::error::{RuntimeError, TeardownErrors};
@@ -64,10 +64,13 @@ impl Runtime {
                 netns: self.host.label().to_owned(),
             });
         }
-        let result = self.apply_network(&host, &plan, &lock).await;
+        let result = self.apply_network(&host, &plan, &state, &lock).await;
         if let Err(failed) = result {
             let mut undo = TeardownErrors::new(format!("network {}: rollback", plan.bridge));
             if let Err(e) = host.del_link_by_name(plan.bridge.as_str()).await {
+                undo.push(e);
+            }
+            if let Err(e) = self.sync_firewall(&state) {
                 undo.push(e);
             }
             return Err(rollback_error(failed, undo));
@@ -79,12 +82,20 @@ impl Runtime {
         &self,
         host: &Netlink,
         plan: &NetworkPlan,
+        state: &State,
         lock: &StateLock,
     ) -> Result<(), RuntimeError> {
         let name = plan.bridge.as_str();
         let index = host.add_bridge(name, plan.mac.octets(), plan.mtu.map(|m| m.get())).await?;
         host.add_address(index, name, plan.address.ip, plan.address.prefix).await?;
+        self.sync_firewall(&with_record(state, plan.record.clone())?)?;
         self.state.save(lock, &plan.record)?;
+        Ok(())
+    }
+
+    /// Makes vethlab's nftables table and host sysctls match `state`.
+    fn sync_firewall(&self, state: &State) -> Result<(), RuntimeError> {
+        crate::firewall::apply(&self.host, &FirewallPlan::for_state(state), self.state.path())?;
         Ok(())
     }
 
@@ -112,6 +123,15 @@ impl Runtime {
         if record.endpoints.is_empty() {
             match host.del_link_by_name(name.as_str()).await {
                 Ok(_) => {
+                    let remaining = State::new(state.networks().filter(|n| n.spec.name != name).cloned());
+                    match remaining {
+                        Ok(remaining) => {
+                            if let Err(e) = self.sync_firewall(&remaining) {
+                                errors.push(e);
+                            }
+                        }
+                        Err(e) => errors.push(e),
+                    }
                     if let Err(e) = self.state.remove(&lock, &name) {
                         errors.push(e);
                     }
@@ -119,6 +139,14 @@ impl Runtime {
                 }
                 Err(e) => errors.push(format!("bridge {name}: {e}")),
             }
+        }
+        match with_record(&state, record.clone()) {
+            Ok(partial) => {
+                if let Err(e) = self.sync_firewall(&partial) {
+                    errors.push(e);
+                }
+            }
+            Err(e) => errors.push(e),
         }
         if let Err(e) = self.state.save(&lock, &record) {
             errors.push(e);
@@ -184,11 +212,18 @@ impl Runtime {
             .cloned()
             .ok_or_else(|| plan::PlanError::NoSuchNetwork(plan.record.network.clone()))?;
         record.endpoints.insert(plan.record.container.clone(), plan.record.clone());
-        if let Err(failed) = self.apply_endpoint(&host, &ctr, container, bridge, &plan, &record, &lock).await
-        {
+        let new_state = with_record(&state, record.clone())?;
+        let applied =
+            self.apply_endpoint(&host, &ctr, container, bridge, &plan, &new_state, &record, &lock).await;
+        if let Err(failed) = applied {
             // Deleting the host end deletes the pair; the allocation was never written.
             let mut undo = TeardownErrors::new(format!("endpoint {}: rollback", plan.record.container));
             if let Err(e) = host.del_link_by_name(plan.host_ifname.as_str()).await {
+                undo.push(e);
+            }
+            if !plan.record.ports.is_empty()
+                && let Err(e) = self.sync_firewall(&state)
+            {
                 undo.push(e);
             }
             return Err(rollback_error(failed, undo));
@@ -204,6 +239,7 @@ impl Runtime {
         container: &Netns,
         bridge: u32,
         plan: &EndpointPlan,
+        new_state: &State,
         record: &NetworkRecord,
         lock: &StateLock,
     ) -> Result<(), RuntimeError> {
@@ -219,6 +255,10 @@ impl Runtime {
             ctr.set_up(peer_index, peer),
         )?;
         ctr.add_default_route(peer_index, peer, plan.default_route.gateway).await?;
+        // Only published ports change the table; skipping the nft call keeps connect fast.
+        if !plan.record.ports.is_empty() {
+            self.sync_firewall(new_state)?;
+        }
         self.state.save(lock, record)?;
         Ok(())
     }
@@ -241,9 +281,19 @@ impl Runtime {
         let Some(ep) = record.endpoints.remove(&container) else { return Ok(None) };
         let host = Netlink::open(&self.host)?;
         host.del_link_by_name(ep.host_ifname.as_str()).await?;
+        if !ep.ports.is_empty() {
+            self.sync_firewall(&with_record(&state, record.clone())?)?;
+        }
         self.state.save(&lock, &record)?;
         Ok(Some(ep))
     }
+}
+
+/// `state` with `record` added or replaced.
+fn with_record(state: &State, record: NetworkRecord) -> Result<State, RuntimeError> {
+    let name = record.spec.name.clone();
+    let records = state.networks().filter(|n| n.spec.name != name).cloned().chain([record]);
+    State::new(records).map_err(|e| RuntimeError::Plan(e.into()))
 }
 
 fn rollback_error(failed: RuntimeError, undo: TeardownErrors) -> RuntimeError {

@@ -65,6 +65,10 @@ pub struct NsState {
     pub routes: Vec<Route>,
     /// Sysctl name in dotted form (`net.ipv4.ip_forward`) to its trimmed value.
     pub sysctls: BTreeMap<String, String>,
+    /// `nft -s list ruleset` (no counters), one line each, tabs as two spaces: the firewall as
+    /// nft itself renders it. Empty when the namespace has no tables.
+    #[serde(default)]
+    pub nftables: Vec<String>,
 }
 
 /// A network interface.
@@ -145,6 +149,7 @@ struct RawNs {
     addresses: Vec<AddressMessage>,
     routes: Vec<RouteMessage>,
     sysctls: BTreeMap<String, String>,
+    nftables: Vec<String>,
     /// nsid this namespace uses for the captured namespace at that position, if any.
     nsids: BTreeMap<i32, usize>,
 }
@@ -196,7 +201,17 @@ pub async fn capture(namespaces: &[(&str, &Netns)]) -> Result<World, VerifyError
             }
         }
         let sysctls = read_sysctls(ns)?;
-        raws.push(RawNs { label: (*label).to_owned(), netns, links, addresses, routes, sysctls, nsids });
+        let nftables = read_nftables(ns)?;
+        raws.push(RawNs {
+            label: (*label).to_owned(),
+            netns,
+            links,
+            addresses,
+            routes,
+            sysctls,
+            nftables,
+            nsids,
+        });
     }
     Ok(resolve(&raws))
 }
@@ -288,6 +303,33 @@ fn read_sysctls(ns: &Netns) -> Result<BTreeMap<String, String>, VerifyError> {
         }
     }
     Ok(out)
+}
+
+/// Lists the ruleset with `nft -s list ruleset` from a thread inside `ns` (the child inherits the
+/// thread's namespace). nftables has no stable dump API in rtnetlink, and nft's own rendering is
+/// what people read and compare.
+fn read_nftables(ns: &Netns) -> Result<Vec<String>, VerifyError> {
+    let netns = ns.label().to_owned();
+    let out = ns.run(|| std::process::Command::new("nft").args(["-s", "list", "ruleset"]).output())?;
+    let fail = |message: String| VerifyError::Nft { netns: netns.clone(), message };
+    let out = out.map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            fail("the nft command is not installed (install nftables, e.g. with ci/install.sh)".into())
+        } else {
+            fail(e.to_string())
+        }
+    })?;
+    if !out.status.success() {
+        return Err(fail(String::from_utf8_lossy(&out.stderr).trim().to_owned()));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let depth = l.len() - l.trim_start_matches('\t').len();
+            format!("{}{}", "  ".repeat(depth), l.trim())
+        })
+        .collect())
 }
 
 fn link_name(link: &LinkMessage) -> Option<&str> {
@@ -405,6 +447,7 @@ fn resolve(raws: &[RawNs]) -> World {
                 addresses,
                 routes,
                 sysctls: raw.sysctls.clone(),
+                nftables: raw.nftables.clone(),
             }
         })
         .collect();

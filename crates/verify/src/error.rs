@@ -18,6 +18,8 @@ pub enum VerifyError {
     DumpInterrupted { netns: String, what: String, attempts: u32 },
     #[error("netns {netns}: cannot read sysctl {name}: {source}")]
     Sysctl { netns: String, name: String, source: std::io::Error },
+    #[error("netns {netns}: nftables ruleset: {message}")]
+    Nft { netns: String, message: String },
     #[error("namespace label {label} is given twice")]
     DuplicateLabel { label: String },
 }

@@ -63,6 +63,9 @@ pub struct NsSnapshot {
     pub links: Vec<LinkSnapshot>,
     /// `ip route` style lines.
     pub routes: Vec<String>,
+    /// The namespace's nftables ruleset as `nft -s list ruleset` prints it (a YAML block).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub nftables: String,
 }
 
 /// One link, normalised.
@@ -160,7 +163,13 @@ fn normalize_ns(ns: &NsState, opts: &NormalizeOptions) -> NsSnapshot {
     });
     let mut routes: Vec<String> = routes.into_iter().map(route_line).collect();
     routes.dedup();
-    NsSnapshot { netns: ns.label.clone(), sysctls: ns.sysctls.clone(), links, routes }
+    NsSnapshot {
+        netns: ns.label.clone(),
+        sysctls: ns.sysctls.clone(),
+        links,
+        routes,
+        nftables: ns.nftables.iter().map(|l| format!("{l}\n")).collect(),
+    }
 }
 
 /// `fe80::/10`.

@@ -155,6 +155,7 @@ fn hand_built_world_renders_as_documented() {
                 route(Some("10.1.2.3"), 32, None, "veth0", "boot", "link"),
             ],
             sysctls: [("net.ipv4.ip_forward".to_owned(), "0".to_owned())].into(),
+            nftables: vec![],
         }],
     };
     let expected = "\

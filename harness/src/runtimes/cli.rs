@@ -67,6 +67,9 @@ impl NetworkRuntime for Cli {
                 if let Some(m) = &mtu {
                     args.extend(["--mtu", m]);
                 }
+                if net.internal {
+                    args.push("--internal");
+                }
                 args.push(&net.name);
                 self.ok(lab, &args)?;
             }
@@ -84,6 +87,9 @@ impl NetworkRuntime for Cli {
             ];
             if let Some(ip) = &ip {
                 args.extend(["--ip", ip]);
+            }
+            for p in req.ports {
+                args.extend(["-p", p]);
             }
             let out = self.ok(lab, &args)?;
             let ep: serde_json::Value =

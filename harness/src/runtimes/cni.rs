@@ -70,7 +70,7 @@ impl Cni {
     }
 
     /// The configuration for `net`, as the plugin expects it.
-    pub fn config(&self, net: &NetSpec, ip: Option<std::net::Ipv4Addr>) -> Value {
+    pub fn config(&self, net: &NetSpec, ip: Option<std::net::Ipv4Addr>, ports: &[&str]) -> Value {
         let mut conf = match self.flavour {
             Flavour::Vethlab => {
                 let mut c = json!({
@@ -80,6 +80,9 @@ impl Cni {
                 });
                 if let Some(g) = net.gateway {
                     c["gateway"] = json!(g.to_string());
+                }
+                if net.internal {
+                    c["internal"] = json!(true);
                 }
                 c
             }
@@ -101,8 +104,13 @@ impl Cni {
             conf["mtu"] = json!(m);
         }
         if let Some(ip) = ip {
-            conf["runtimeConfig"] = json!({"ips": [format!("{ip}/{}", net.subnet.prefix())]});
-            conf["capabilities"] = json!({"ips": true});
+            conf["runtimeConfig"]["ips"] = json!([format!("{ip}/{}", net.subnet.prefix())]);
+            conf["capabilities"]["ips"] = json!(true);
+        }
+        if !ports.is_empty() {
+            conf["runtimeConfig"]["portMappings"] =
+                Value::Array(ports.iter().map(|p| port_mapping(p)).collect());
+            conf["capabilities"]["portMappings"] = json!(true);
         }
         if let Some(Value::Object(patch)) = &self.patch {
             for (k, v) in patch {
@@ -209,13 +217,28 @@ impl NetworkRuntime for Cni {
 
     fn capabilities(&self) -> &[Capability] {
         // CNI has no "remove the network": a network is a configuration file, not an object.
-        &[
-            Capability::StaticAddress,
-            Capability::Mtu,
-            Capability::CustomGateway,
-            Capability::DefaultRoute,
-            Capability::Ipam,
-        ]
+        // vethlab's plugin brings its firewall along (masquerade, isolation, internal networks,
+        // the portMappings capability); the bridge plugin alone has none of it.
+        match self.flavour {
+            Flavour::Vethlab => &[
+                Capability::StaticAddress,
+                Capability::Mtu,
+                Capability::CustomGateway,
+                Capability::DefaultRoute,
+                Capability::Ipam,
+                Capability::Masquerade,
+                Capability::PortMapping,
+                Capability::Internal,
+                Capability::Isolation,
+            ],
+            _ => &[
+                Capability::StaticAddress,
+                Capability::Mtu,
+                Capability::CustomGateway,
+                Capability::DefaultRoute,
+                Capability::Ipam,
+            ],
+        }
     }
 
     fn begin(&mut self, _lab: &Lab) -> Result<()> {
@@ -226,7 +249,7 @@ impl NetworkRuntime for Cni {
 
     fn attach<'a>(&'a mut self, lab: &'a Lab, req: AttachRequest<'a>) -> BoxFuture<'a, Result<Attachment>> {
         Box::pin(async move {
-            let conf = self.config(req.network, req.ip);
+            let conf = self.config(req.network, req.ip, req.ports);
             let netns = req.container.path().display().to_string();
             let env = Self::env(req.container_id, &netns, req.ifname);
             let out = match self.exec(lab, "ADD", &env, &conf) {
@@ -234,7 +257,7 @@ impl NetworkRuntime for Cni {
                 Err(e) => {
                     // The spec asks runtimes to call DEL after a failed ADD, so a plugin may leave
                     // half an attachment behind for DEL to clean (the bridge plugin does).
-                    if let Err(del) = self.exec(lab, "DEL", &env, &self.config(req.network, None)) {
+                    if let Err(del) = self.exec(lab, "DEL", &env, &self.config(req.network, None, &[])) {
                         return Err(e.context(format!("and DEL after the failed ADD failed too: {del:#}")));
                     }
                     return Err(e);
@@ -256,7 +279,7 @@ impl NetworkRuntime for Cni {
         container: &'a Container,
     ) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
-            let mut conf = self.config(network, None);
+            let mut conf = self.config(network, None, &[]);
             if let Some(prev) = self.results.remove(&(network.name.clone(), container_id.to_owned())) {
                 conf["prevResult"] = prev;
             }
@@ -274,4 +297,18 @@ impl NetworkRuntime for Cni {
 /// The plugin path of a `cni:PATH` runtime name, if it is one.
 pub fn plugin_path(name: &str) -> Option<&Path> {
     name.strip_prefix("cni:").map(Path::new)
+}
+
+/// A `-p` mapping as a CNI `portMappings` entry.
+fn port_mapping(mapping: &str) -> Value {
+    let (ports, proto) = mapping.rsplit_once('/').unwrap_or((mapping, "tcp"));
+    let parts: Vec<&str> = ports.split(':').collect();
+    let num = |s: &str| s.parse::<u16>().map(Value::from).unwrap_or(Value::Null);
+    match parts.as_slice() {
+        [ip, host, ctr] => {
+            json!({"hostIP": ip, "hostPort": num(host), "containerPort": num(ctr), "protocol": proto})
+        }
+        [host, ctr] => json!({"hostPort": num(host), "containerPort": num(ctr), "protocol": proto}),
+        _ => json!({"invalid": mapping}),
+    }
 }

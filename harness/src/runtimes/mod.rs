@@ -41,6 +41,14 @@ pub enum Capability {
     Ipam,
     /// A network can be removed with its endpoints (`network rm --force`).
     NetworkRemoval,
+    /// Traffic from the subnet to the outside is masqueraded (upstream sees the host's address).
+    Masquerade,
+    /// `-p HOST:CONTAINER`: published ports, reachable from outside and from the host's loopback.
+    PortMapping,
+    /// `--internal` networks: no way out.
+    Internal,
+    /// Containers on different networks cannot reach each other.
+    Isolation,
 }
 
 impl Capability {
@@ -52,6 +60,10 @@ impl Capability {
             Self::DefaultRoute => "default route",
             Self::Ipam => "ipam",
             Self::NetworkRemoval => "network removal",
+            Self::Masquerade => "masquerade",
+            Self::PortMapping => "port mapping",
+            Self::Internal => "internal network",
+            Self::Isolation => "isolation between networks",
         }
     }
 }
@@ -78,13 +90,14 @@ pub struct NetSpec {
     /// Only when the scenario asks for a non-default gateway.
     pub gateway: Option<Ipv4Addr>,
     pub mtu: Option<u32>,
+    pub internal: bool,
 }
 
 impl NetSpec {
     pub fn from_def(def: &NetDef) -> Result<Self> {
         let subnet = def.subnet.parse().map_err(|e| anyhow::anyhow!("network {}: subnet: {e}", def.name))?;
         let gateway = def.gateway.map(str::parse).transpose()?;
-        Ok(Self { name: def.name.to_owned(), subnet, gateway, mtu: def.mtu })
+        Ok(Self { name: def.name.to_owned(), subnet, gateway, mtu: def.mtu, internal: def.internal })
     }
 
     /// The gateway the containers should use.
@@ -101,6 +114,8 @@ pub struct AttachRequest<'a> {
     pub ifname: &'a str,
     pub container: &'a Container,
     pub ip: Option<Ipv4Addr>,
+    /// `-p` mappings; only asked of runtimes with [`Capability::PortMapping`].
+    pub ports: &'a [&'static str],
 }
 
 /// What an attach made, as the runtime reports it.

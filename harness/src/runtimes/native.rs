@@ -15,6 +15,10 @@ pub const CAPABILITIES: &[Capability] = &[
     Capability::DefaultRoute,
     Capability::Ipam,
     Capability::NetworkRemoval,
+    Capability::Masquerade,
+    Capability::PortMapping,
+    Capability::Internal,
+    Capability::Isolation,
 ];
 
 /// The in-process runtime; opened on first use, so one adapter can serve several labs in turn.
@@ -47,6 +51,7 @@ pub(super) async fn ensure_network(rt: &Runtime, net: &NetSpec) -> Result<()> {
                 subnet: net.subnet.to_string(),
                 gateway: net.gateway.map(|g| g.to_string()),
                 mtu: net.mtu,
+                internal: net.internal,
                 ..Default::default()
             };
             rt.create_network(&req).await.with_context(|| format!("create network {}", net.name))?;
@@ -89,6 +94,7 @@ impl NetworkRuntime for Native {
                 ..Default::default()
             };
             connect.ip = req.ip.map(|ip| ip.to_string());
+            connect.ports = req.ports.iter().map(|p| (*p).to_owned()).collect();
             let ep = rt.connect(&connect, req.container.netns()).await?;
             Ok(Attachment {
                 host_ifname: ep.host_ifname.to_string(),

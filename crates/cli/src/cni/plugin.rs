@@ -40,6 +40,8 @@ struct Conf {
     subnet: Subnet,
     gateway: Option<Ipv4Addr>,
     static_ip: Option<String>,
+    /// `runtimeConfig.portMappings`, as vethlab's `-p` mappings.
+    ports: Vec<String>,
 }
 
 fn validate(conf: &NetConf, raw: &str) -> Result<Conf, CniError> {
@@ -81,6 +83,7 @@ fn validate(conf: &NetConf, raw: &str) -> Result<Conf, CniError> {
         subnet: subnet_text,
         gateway: conf.gateway.clone(),
         mtu: conf.mtu,
+        internal: conf.internal.unwrap_or(false),
         ..Default::default()
     };
     // The whole request is validated now, so a bad name or MTU fails before anything changes.
@@ -93,7 +96,40 @@ fn validate(conf: &NetConf, raw: &str) -> Result<Conf, CniError> {
         subnet,
         gateway,
         static_ip: static_ip(raw)?,
+        ports: port_mappings(raw)?,
     })
+}
+
+/// `runtimeConfig.portMappings` (the `portMappings` capability): `{hostPort, containerPort,
+/// protocol, hostIP}` entries, turned into `[HOST_IP:]HOST_PORT:CONTAINER_PORT/PROTO` mappings that
+/// the runtime validates like `-p`.
+fn port_mappings(raw: &str) -> Result<Vec<String>, CniError> {
+    let v: serde_json::Value = serde_json::from_str(raw)
+        .map_err(|e| CniError::new(Code::Decode, format!("network configuration: {e}")))?;
+    let Some(list) = v.pointer("/runtimeConfig/portMappings").and_then(|a| a.as_array()) else {
+        return Ok(Vec::new());
+    };
+    let invalid = |m: &serde_json::Value, what: &str| {
+        CniError::new(Code::InvalidConfig, format!("portMappings entry {m}: {what}"))
+    };
+    list.iter()
+        .map(|m| {
+            let host = m
+                .get("hostPort")
+                .and_then(|p| p.as_u64())
+                .ok_or_else(|| invalid(m, "hostPort is required"))?;
+            let ctr = m
+                .get("containerPort")
+                .and_then(|p| p.as_u64())
+                .ok_or_else(|| invalid(m, "containerPort is required"))?;
+            let proto = m.get("protocol").and_then(|p| p.as_str()).unwrap_or("tcp").to_ascii_lowercase();
+            let ip = m.get("hostIP").and_then(|p| p.as_str()).filter(|ip| !ip.is_empty() && *ip != "0.0.0.0");
+            Ok(match ip {
+                Some(ip) => format!("{ip}:{host}:{ctr}/{proto}"),
+                None => format!("{host}:{ctr}/{proto}"),
+            })
+        })
+        .collect()
 }
 
 /// A static address from `runtimeConfig.ips` or `args.cni.ips` (the `ips` capability).
@@ -216,6 +252,7 @@ async fn add(env: &Env, conf: &Conf, rt: &Runtime) -> Result<CniResult, CniError
         ..Default::default()
     };
     req.ip.clone_from(&conf.static_ip);
+    req.ports.clone_from(&conf.ports);
     let ep = match rt.connect(&req, &netns).await {
         Ok(ep) => ep,
         Err(e) => {

@@ -83,6 +83,8 @@ pub struct NetConf {
     pub subnet: Option<String>,
     pub gateway: Option<String>,
     pub mtu: Option<u32>,
+    /// `true`: an internal network (no masquerade, nothing forwarded in or out).
+    pub internal: Option<bool>,
     pub state_dir: Option<String>,
     /// GC: the attachments the runtime still knows about; everything else is garbage.
     #[serde(rename = "cni.dev/valid-attachments", default)]
