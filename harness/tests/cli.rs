@@ -156,3 +156,75 @@ async fn bad_input_is_refused_without_trace() -> anyhow::Result<()> {
     assert_eq!(lab.snapshot(&[&c1, &c2]).await?, before_kernel, "corrupt state led to a kernel change");
     Ok(())
 }
+
+/// The firewall's bad input: each mapping refused in one line, exit 1, with no rule added.
+#[tokio::test]
+async fn bad_port_mappings_add_no_rule() -> anyhow::Result<()> {
+    if !require_root!() {
+        return Ok(());
+    }
+    let lab = Lab::new().await?;
+    let web = lab.container("web", ContainerKind::Named)?;
+    let other = lab.container("other", ContainerKind::Named)?;
+    assert_eq!(lab.cli(&["network", "create", "--subnet", "192.168.1.0/24", "zdocker0"])?.code, 0);
+    let web_path = web.path().display().to_string();
+    let out =
+        lab.cli(&["connect", "zdocker0", "--id", "web000001", "--netns", &web_path, "-p", "8080:80"])?;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let before_kernel = lab.snapshot(&[&web, &other]).await?;
+    assert!(before_kernel.contains("tcp dport 8080 dnat to 192.168.1.2:80"), "{before_kernel}");
+    let before_state = state_files(&lab)?;
+    let path = other.path().display().to_string();
+    let cases = [
+        ("0:80", "host port \"0\" is not a number from 1 to 65535"),
+        ("70000:80", "host port \"70000\" is not a number from 1 to 65535"),
+        ("80", "is not [HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp|/udp]"),
+        ("a:b", "host port \"a\""),
+        ("8080:80/sctpx", "protocol \"sctpx\" is not tcp or udp"),
+        (
+            "8080:81",
+            "port mapping 8080:81/tcp clashes with 8080:80/tcp of container web000001 on network zdocker0",
+        ),
+    ];
+    for (mapping, want) in cases {
+        let out = lab.cli(&["connect", "zdocker0", "--id", "other0001", "--netns", &path, "-p", mapping])?;
+        assert_eq!(out.code, 1, "-p {mapping}: {}", out.stderr);
+        assert!(out.stderr.contains(want), "-p {mapping}: {:?} should contain {want:?}", out.stderr);
+        assert_eq!(out.stderr.lines().count(), 1, "-p {mapping}: {:?}", out.stderr);
+    }
+    assert_eq!(lab.snapshot(&[&web, &other]).await?, before_kernel, "a refused mapping changed the kernel");
+    assert_eq!(state_files(&lab)?, before_state, "a refused mapping changed the state");
+    let inspect: serde_json::Value =
+        serde_json::from_str(&lab.cli(&["network", "inspect", "zdocker0"])?.stdout)?;
+    assert_eq!(inspect["endpoints"][0]["ports"], serde_json::json!(["8080:80/tcp"]));
+    Ok(())
+}
+
+/// Rules are kernel state: they outlive the process that made them, another process still knows
+/// them, and removing one network removes exactly its rules.
+#[tokio::test]
+async fn rules_survive_the_process_and_leave_exactly() -> anyhow::Result<()> {
+    if !require_root!() {
+        return Ok(());
+    }
+    let lab = Lab::new().await?;
+    let empty = lab.host_snapshot().await?;
+    assert_eq!(lab.cli(&["network", "create", "--subnet", "10.1.0.0/24", "one"])?.code, 0);
+    let with_one = lab.host_snapshot().await?;
+    assert!(with_one.contains("ip saddr 10.1.0.0/24 oifname != \"one\" masquerade"), "{with_one}");
+    assert!(with_one.contains("net.ipv4.ip_forward: '1'"), "{with_one}");
+    let ls = lab.cli(&["network", "ls"])?;
+    assert!(ls.stdout.contains("\none    10.1.0.0/24   10.1.0.1   bridge   0\n"), "{}", ls.stdout);
+
+    assert_eq!(lab.cli(&["network", "create", "--subnet", "10.2.0.0/24", "two"])?.code, 0);
+    let with_two = lab.host_snapshot().await?;
+    assert!(with_two.contains("iifname \"one\" oifname \"two\" drop"), "{with_two}");
+    // Creating again is refused and duplicates nothing.
+    assert_eq!(lab.cli(&["network", "create", "--subnet", "10.2.0.0/24", "two"])?.code, 1);
+    assert_eq!(lab.host_snapshot().await?, with_two, "a refused create changed the ruleset");
+    assert_eq!(lab.cli(&["network", "rm", "two"])?.code, 0);
+    assert_eq!(lab.host_snapshot().await?, with_one, "removing two left or took other rules");
+    assert_eq!(lab.cli(&["network", "rm", "one"])?.code, 0);
+    assert_eq!(lab.host_snapshot().await?, empty, "the table or ip_forward was left behind");
+    Ok(())
+}
