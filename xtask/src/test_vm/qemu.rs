@@ -87,6 +87,8 @@ pub struct Boot<'a> {
     pub memory_mib: u32,
     pub dir: &'a Path,
     pub timeout: Duration,
+    /// Fail when the guest reports nothing (boot, module or test line) for this long.
+    pub silence: Duration,
     pub verbose: bool,
     pub nonce: &'a str,
     /// Tests the guest will run (for `k/N` progress).
@@ -145,6 +147,7 @@ pub fn run(boot: &Boot) -> Result<Outcome> {
     let mut con = Tail::open(&console)?;
     let mut res = Tail::open(&results)?;
     let mut fatal_seen = false;
+    let mut last_report = Instant::now();
     loop {
         let exited = child.try_wait()?;
         let new_console = con.read_new()?;
@@ -159,6 +162,7 @@ pub fn run(boot: &Boot) -> Result<Outcome> {
         res.read_new()?;
         for line in res.take_lines() {
             handle_result_line(&line, boot, started, &mut out);
+            last_report = Instant::now();
         }
         if let Some(status) = exited {
             out.exit = status.code();
@@ -169,6 +173,11 @@ pub fn run(boot: &Boot) -> Result<Outcome> {
             std::thread::sleep(Duration::from_millis(500));
             kill(&mut child);
             con.read_new()?;
+            break;
+        }
+        if last_report.elapsed() > boot.silence {
+            out.problems.push(format!("the guest reported nothing for {}s", boot.silence.as_secs()));
+            kill(&mut child);
             break;
         }
         if started.elapsed() > boot.timeout {
