@@ -5,6 +5,17 @@
 //! libraries, the modules and an `/init` ([`init.sh`](init.sh)); boot it under KVM when a probe
 //! shows KVM works, else TCG; collect one result line per test from the guest's second serial
 //! port. Submodules: [`kernel`], [`modules`], [`initramfs`], [`qemu`].
+//!
+//! What a test meets in the guest (the contract with the harness):
+//! - it runs alone, as root, as `<binary> --exact <name> --test-threads=1`, in its package
+//!   directory (the same absolute path as on the host; the package's non-Rust files, such as
+//!   insta snapshots, are there), with a per-test timeout (`--test-timeout`);
+//! - env: `CI=1` (a privileged test must not skip), `VETHLAB_BIN=/bin/vethlab`,
+//!   `VETHLAB_IN_VM=1`, `RUST_BACKTRACE=1`, `INSTA_WORKSPACE_ROOT` (there is no cargo);
+//! - `/run/netns` and `/tmp` are tmpfs, `lo` is up; all tests of one kernel share one VM, so
+//!   leaving residue affects the tests that follow;
+//! - tools: busybox applets, and from the host when present iproute2's `ip`/`bridge`, `nft`,
+//!   iptables-nft with its extensions, Debian's CNI plugins in `/usr/lib/cni`, netavark.
 
 mod initramfs;
 mod kernel;
