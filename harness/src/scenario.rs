@@ -113,6 +113,9 @@ pub enum Behaviour {
     ForwardingEnabled,
     /// Firewall tables or chains stay in the host namespace after the last detach.
     FirewallKept,
+    /// A container on an internal network gets no default route (vethlab keeps it: the gateway
+    /// is still reachable, only nothing beyond it).
+    NoRouteWhenInternal,
 }
 
 /// One known behaviour of one flavour of runtime, with a note for the report.
@@ -147,9 +150,19 @@ fn common_known() -> Vec<Known> {
             note: "switches net.ipv4.ip_forward on and leaves it on",
         },
         Known {
+            flavour: Flavour::CniBridge,
+            behaviour: Behaviour::FirewallKept,
+            note: "ipMasq leaves table ip nat with an empty POSTROUTING chain (iptables-nft) after the last DEL",
+        },
+        Known {
             flavour: Flavour::Netavark,
             behaviour: Behaviour::FirewallKept,
             note: "leaves its NETAVARK chains and the jumps to them in tables ip nat and ip filter (iptables-nft)",
+        },
+        Known {
+            flavour: Flavour::Netavark,
+            behaviour: Behaviour::NoRouteWhenInternal,
+            note: "an internal network gives its containers no default route",
         },
         Known {
             flavour: Flavour::Netavark,

@@ -93,7 +93,7 @@ impl Cni {
                 }
                 json!({
                     "cniVersion": self.version, "name": net.name, "type": "bridge",
-                    "bridge": net.name, "isGateway": true,
+                    "bridge": net.name, "isGateway": true, "ipMasq": true,
                     "ipam": {"type": "host-local", "ranges": [[range]],
                              "routes": [{"dst": "0.0.0.0/0"}],
                              "dataDir": self.scratch.path().join("host-local")},
@@ -230,6 +230,15 @@ impl NetworkRuntime for Cni {
                 Capability::PortMapping,
                 Capability::Internal,
                 Capability::Isolation,
+            ],
+            Flavour::CniBridge => &[
+                Capability::StaticAddress,
+                Capability::Mtu,
+                Capability::CustomGateway,
+                Capability::DefaultRoute,
+                Capability::Ipam,
+                // `ipMasq: true` in the generated configuration.
+                Capability::Masquerade,
             ],
             _ => &[
                 Capability::StaticAddress,

@@ -25,6 +25,8 @@ pub struct Netavark {
     scratch: tempfile::TempDir,
     /// Addresses handed out per network, by container id.
     leases: BTreeMap<String, BTreeMap<String, Ipv4Addr>>,
+    /// Published ports per (network, container): teardown must be given them again.
+    ports: BTreeMap<(String, String), Vec<&'static str>>,
 }
 
 impl Netavark {
@@ -34,6 +36,7 @@ impl Netavark {
             bin,
             scratch: tempfile::Builder::new().prefix("vethlab-netavark-").tempdir()?,
             leases: BTreeMap::new(),
+            ports: BTreeMap::new(),
         })
     }
 
@@ -49,22 +52,32 @@ impl Netavark {
     }
 
     /// podman's network options for one container on one network.
-    fn options(net: &NetSpec, container_id: &str, label: &str, ifname: &str, ip: Ipv4Addr) -> Value {
+    fn options(
+        net: &NetSpec,
+        container_id: &str,
+        label: &str,
+        ifname: &str,
+        ip: Ipv4Addr,
+        ports: &[&str],
+    ) -> Value {
         let mut info = json!({
             "name": net.name, "id": format!("{:0>64}", net.name.bytes().map(|b| format!("{b:02x}")).collect::<String>()),
             "driver": "bridge", "network_interface": net.name,
             "subnets": [{"subnet": net.subnet.to_string(), "gateway": net.effective_gateway().to_string()}],
-            "ipv6_enabled": false, "internal": false, "dns_enabled": false, "ipam_options": {"driver": "host-local"},
+            "ipv6_enabled": false, "internal": net.internal, "dns_enabled": false,
+            "ipam_options": {"driver": "host-local"},
+            // podman's `--opt isolate=true`: no traffic to or from other isolated networks.
+            "options": {"isolate": "true"},
         });
         if let Some(m) = net.mtu {
-            info["options"] = json!({"mtu": m.to_string()});
+            info["options"]["mtu"] = json!(m.to_string());
         }
         json!({
             "container_id": container_id,
             "container_name": label,
             "networks": {net.name.as_str(): {"interface_name": ifname, "static_ips": [ip.to_string()]}},
             "network_info": {net.name.as_str(): info},
-            "port_mappings": [],
+            "port_mappings": ports.iter().map(|p| port_mapping(p)).collect::<Vec<_>>(),
         })
     }
 
@@ -109,12 +122,22 @@ impl NetworkRuntime for Netavark {
     }
 
     fn capabilities(&self) -> &[Capability] {
-        &[Capability::StaticAddress, Capability::Mtu, Capability::CustomGateway, Capability::DefaultRoute]
+        &[
+            Capability::StaticAddress,
+            Capability::Mtu,
+            Capability::CustomGateway,
+            Capability::DefaultRoute,
+            Capability::Masquerade,
+            Capability::PortMapping,
+            Capability::Internal,
+            Capability::Isolation,
+        ]
     }
 
     fn begin(&mut self, _lab: &Lab) -> Result<()> {
         self.scratch = tempfile::Builder::new().prefix("vethlab-netavark-").tempdir()?;
         self.leases.clear();
+        self.ports.clear();
         Ok(())
     }
 
@@ -126,7 +149,9 @@ impl NetworkRuntime for Netavark {
                 None => self.allocate(net)?,
             };
             let netns = req.container.path().display().to_string();
-            let options = Self::options(net, req.container_id, &req.container.label, req.ifname, ip);
+            let options =
+                Self::options(net, req.container_id, &req.container.label, req.ifname, ip, req.ports);
+            self.ports.insert((net.name.clone(), req.container_id.to_owned()), req.ports.to_vec());
             let out = self.exec(lab, "setup", &netns, &options)?;
             let status: Value =
                 serde_json::from_str(&out).with_context(|| format!("netavark setup output {out:?}"))?;
@@ -160,7 +185,9 @@ impl NetworkRuntime for Netavark {
                 return Ok(());
             };
             let netns = container.path().display().to_string();
-            let options = Self::options(network, container_id, &container.label, ifname, ip);
+            let ports =
+                self.ports.remove(&(network.name.clone(), container_id.to_owned())).unwrap_or_default();
+            let options = Self::options(network, container_id, &container.label, ifname, ip, &ports);
             self.exec(lab, "teardown", &netns, &options)?;
             Ok(())
         })
@@ -171,4 +198,19 @@ impl NetworkRuntime for Netavark {
             async move { bail!("network {}: netavark has no network removal (podman's job)", network.name) },
         )
     }
+}
+
+/// A `-p [HOST_IP:]HOST_PORT:CONTAINER_PORT[/PROTO]` mapping as netavark's `port_mappings` entry.
+fn port_mapping(mapping: &str) -> Value {
+    let (ports, proto) = mapping.rsplit_once('/').unwrap_or((mapping, "tcp"));
+    let parts: Vec<&str> = ports.split(':').collect();
+    let (ip, host, ctr) = match parts.as_slice() {
+        [ip, host, ctr] => (*ip, *host, *ctr),
+        [host, ctr] => ("", *host, *ctr),
+        _ => ("", "0", "0"),
+    };
+    json!({
+        "host_ip": ip, "container_port": ctr.parse::<u16>().unwrap_or(0),
+        "host_port": host.parse::<u16>().unwrap_or(0), "range": 1, "protocol": proto,
+    })
 }
