@@ -22,6 +22,8 @@ pub const WANTED: &[&str] = &[
     "nft_nat",
     "nft_masq",
     "nft_ct",
+    // `fib daddr type local` in vethlab's port-mapping rules (and netavark's).
+    "nft_fib_ipv4",
     // iptables-nft, used by netavark and the CNI plugins in the conformance tests.
     "nft_compat",
     "xt_conntrack",
