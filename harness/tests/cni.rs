@@ -103,3 +103,88 @@ async fn add_check_del_and_del_again() -> anyhow::Result<()> {
     assert_eq!(code, 0, "{v}");
     Ok(())
 }
+
+/// GC (1.1.0): attachments missing from `cni.dev/valid-attachments` are released; STATUS answers
+/// success while the state directory is usable; both are refused below 1.1.0.
+#[tokio::test]
+async fn gc_releases_stale_attachments_and_status_reports_ready() -> anyhow::Result<()> {
+    if !require_root!() {
+        return Ok(());
+    }
+    let lab = Lab::new().await?;
+    let (c1, c2) = (lab.container("c1", ContainerKind::Named)?, lab.container("c2", ContainerKind::Named)?);
+    let bin = vethlab_bin()?;
+    let state = lab.state_dir().display().to_string();
+    let conf = |version: &str, valid: Value| {
+        json!({"cniVersion": version, "name": "gcnet", "type": "vethlab", "bridge": "gcnet",
+               "subnet": "10.77.0.0/24", "stateDir": state, "cni.dev/valid-attachments": valid})
+        .to_string()
+    };
+    for (c, id) in [(&c1, "keep00001"), (&c2, "stale0001")] {
+        let netns = c.path().display().to_string();
+        let env =
+            [("CNI_COMMAND", "ADD"), ("CNI_CONTAINERID", id), ("CNI_NETNS", &netns), ("CNI_IFNAME", "eth0")];
+        let (code, v) = plugin(command_in(lab.host(), &bin), &env, &conf("1.1.0", json!([])))?;
+        assert_eq!(code, 0, "ADD {id}: {v}");
+    }
+    let valid = json!([{"containerID": "keep00001", "ifname": "eth0"}]);
+    let (code, v) =
+        plugin(command_in(lab.host(), &bin), &[("CNI_COMMAND", "GC")], &conf("1.0.0", valid.clone()))?;
+    assert_ne!(code, 0, "GC needs 1.1.0: {v}");
+    let (code, v) = plugin(command_in(lab.host(), &bin), &[("CNI_COMMAND", "GC")], &conf("1.1.0", valid))?;
+    assert_eq!(code, 0, "GC: {v}");
+    let inspect = lab.cli(&["network", "inspect", "gcnet"])?;
+    let net: Value = serde_json::from_str(&inspect.stdout)?;
+    let ids: Vec<&str> = net["endpoints"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|e| e["container_id"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(ids, ["keep00001"], "GC keeps the valid attachment and releases the other");
+    let yaml = lab.snapshot(&[&c2]).await?;
+    assert!(!yaml.contains("stale"), "the stale endpoint's veth is gone:\n{yaml}");
+    let (code, v) =
+        plugin(command_in(lab.host(), &bin), &[("CNI_COMMAND", "STATUS")], &conf("1.1.0", json!([])))?;
+    assert_eq!(code, 0, "STATUS: {v}");
+    Ok(())
+}
+
+/// The same scenarios pass whichever spec version is spoken, for vethlab's plugin and Debian's
+/// bridge plugin alike (each in the versions its VERSION command claims; Debian's bridge plugin
+/// stops at 1.0.0, vethlab's speaks 1.1.0 too).
+#[tokio::test]
+async fn every_spec_version_end_to_end() -> anyhow::Result<()> {
+    if !require_root!() {
+        return Ok(());
+    }
+    let bridge = std::path::Path::new("/usr/lib/cni/bridge");
+    let mut plugins = vec![vethlab_bin()?];
+    if bridge.exists() {
+        plugins.push(bridge.to_owned());
+    } else if std::env::var_os("CI").is_some() {
+        anyhow::bail!("{} is missing: run ci/install.sh", bridge.display());
+    }
+    for plugin_path in plugins {
+        let (_, answer) = plugin(Command::new(&plugin_path), &[("CNI_COMMAND", "VERSION")], "{}")?;
+        let claimed = answer["supportedVersions"].as_array().cloned().unwrap_or_default();
+        let versions: Vec<&str> =
+            ["0.4.0", "1.0.0", "1.1.0"].into_iter().filter(|v| claimed.contains(&json!(v))).collect();
+        assert!(versions.contains(&"1.0.0"), "{} claims {claimed:?}", plugin_path.display());
+        if plugin_path == vethlab_bin()? {
+            assert_eq!(versions, ["0.4.0", "1.0.0", "1.1.0"]);
+        }
+        for version in versions {
+            let mut rt = vethlab_harness::runtimes::cni::Cni::new(plugin_path.clone())?.with_version(version);
+            for name in ["seed", "static_ip"] {
+                let scenario = vethlab_harness::scenario::by_name(name);
+                let result = vethlab_harness::conformance::run_case(&mut rt, &scenario).await;
+                assert_eq!(
+                    result.verdict,
+                    vethlab_harness::conformance::Verdict::Pass,
+                    "{name} with {} at cniVersion {version}",
+                    plugin_path.display()
+                );
+            }
+        }
+    }
+    Ok(())
+}
