@@ -155,6 +155,13 @@ pub struct ConnectArgs {
     /// Pid of a process in the container's network namespace.
     #[arg(long)]
     pub pid: Option<i32>,
+    #[command(flatten)]
+    pub endpoint: EndpointArgs,
+}
+
+/// What `connect` and `run` both let the user choose about the endpoint.
+#[derive(Debug, Args)]
+pub struct EndpointArgs {
     /// Static address (default: lowest free).
     #[arg(long)]
     pub ip: Option<String>,
@@ -181,15 +188,8 @@ pub struct RunArgs {
     /// Container id (default: 12 random hex digits).
     #[arg(long)]
     pub id: Option<String>,
-    /// Static address (default: lowest free).
-    #[arg(long)]
-    pub ip: Option<String>,
-    /// Interface name inside the namespace (default: cif-ID[:5]).
-    #[arg(long)]
-    pub ifname: Option<String>,
-    /// Publish a port: [HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp|/udp] (repeatable).
-    #[arg(short = 'p', long = "publish", value_name = "MAPPING")]
-    pub publish: Vec<String>,
+    #[command(flatten)]
+    pub endpoint: EndpointArgs,
     /// The command and its arguments.
     #[arg(required = true, last = true)]
     pub command: Vec<String>,

@@ -82,10 +82,10 @@ async fn connect(rt: &Runtime, a: ConnectArgs) -> Result<()> {
     let req = ConnectRequest {
         network: a.network,
         container_id: a.id,
-        ip: a.ip,
-        ifname: a.ifname,
+        ip: a.endpoint.ip,
+        ifname: a.endpoint.ifname,
         netns: container.label().to_owned(),
-        ports: a.publish,
+        ports: a.endpoint.publish,
     };
     let ep = rt.connect(&req, &container).await?;
     let gateway = rt.inspect(ep.network.as_str()).map(|n| n.spec.gateway).ok();

@@ -22,10 +22,10 @@ pub async fn run(rt: &Runtime, args: RunArgs) -> Result<ExitCode> {
     let req = ConnectRequest {
         network: args.net.clone(),
         container_id: id.clone(),
-        ip: args.ip,
-        ifname: args.ifname,
+        ip: args.endpoint.ip,
+        ifname: args.endpoint.ifname,
         netns: format!("vethlab-run:{}", std::process::id()),
-        ports: args.publish,
+        ports: args.endpoint.publish,
     };
     rt.connect(&req, &ns).await?;
     let status = spawn_and_wait(&ns, &args.command).await;

@@ -70,7 +70,7 @@ impl Cni {
     }
 
     /// The configuration for `net`, as the plugin expects it.
-    pub fn config(&self, net: &NetSpec, ip: Option<std::net::Ipv4Addr>, ports: &[&str]) -> Value {
+    pub fn config(&self, net: &NetSpec, ip: Option<std::net::Ipv4Addr>, ports: &[&str]) -> Result<Value> {
         let mut conf = match self.flavour {
             Flavour::Vethlab => {
                 let mut c = json!({
@@ -108,8 +108,8 @@ impl Cni {
             conf["capabilities"]["ips"] = json!(true);
         }
         if !ports.is_empty() {
-            conf["runtimeConfig"]["portMappings"] =
-                Value::Array(ports.iter().map(|p| port_mapping(p)).collect());
+            let entries = ports.iter().map(|p| port_mapping(p)).collect::<Result<Vec<_>>>()?;
+            conf["runtimeConfig"]["portMappings"] = Value::Array(entries);
             conf["capabilities"]["portMappings"] = json!(true);
         }
         if let Some(Value::Object(patch)) = &self.patch {
@@ -117,7 +117,7 @@ impl Cni {
                 conf[k] = v.clone();
             }
         }
-        conf
+        Ok(conf)
     }
 
     /// Runs one CNI command inside the lab's host namespace; stdout on success, the plugin's error
@@ -258,7 +258,7 @@ impl NetworkRuntime for Cni {
 
     fn attach<'a>(&'a mut self, lab: &'a Lab, req: AttachRequest<'a>) -> BoxFuture<'a, Result<Attachment>> {
         Box::pin(async move {
-            let conf = self.config(req.network, req.ip, req.ports);
+            let conf = self.config(req.network, req.ip, req.ports)?;
             let netns = req.container.path().display().to_string();
             let env = Self::env(req.container_id, &netns, req.ifname);
             let out = match self.exec(lab, "ADD", &env, &conf) {
@@ -266,7 +266,7 @@ impl NetworkRuntime for Cni {
                 Err(e) => {
                     // The spec asks runtimes to call DEL after a failed ADD, so a plugin may leave
                     // half an attachment behind for DEL to clean (the bridge plugin does).
-                    if let Err(del) = self.exec(lab, "DEL", &env, &self.config(req.network, None, &[])) {
+                    if let Err(del) = self.exec(lab, "DEL", &env, &self.config(req.network, None, &[])?) {
                         return Err(e.context(format!("and DEL after the failed ADD failed too: {del:#}")));
                     }
                     return Err(e);
@@ -288,7 +288,7 @@ impl NetworkRuntime for Cni {
         container: &'a Container,
     ) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
-            let mut conf = self.config(network, None, &[]);
+            let mut conf = self.config(network, None, &[])?;
             if let Some(prev) = self.results.remove(&(network.name.clone(), container_id.to_owned())) {
                 conf["prevResult"] = prev;
             }
@@ -309,15 +309,12 @@ pub fn plugin_path(name: &str) -> Option<&Path> {
 }
 
 /// A `-p` mapping as a CNI `portMappings` entry.
-fn port_mapping(mapping: &str) -> Value {
-    let (ports, proto) = mapping.rsplit_once('/').unwrap_or((mapping, "tcp"));
-    let parts: Vec<&str> = ports.split(':').collect();
-    let num = |s: &str| s.parse::<u16>().map(Value::from).unwrap_or(Value::Null);
-    match parts.as_slice() {
-        [ip, host, ctr] => {
-            json!({"hostIP": ip, "hostPort": num(host), "containerPort": num(ctr), "protocol": proto})
-        }
-        [host, ctr] => json!({"hostPort": num(host), "containerPort": num(ctr), "protocol": proto}),
-        _ => json!({"invalid": mapping}),
+fn port_mapping(mapping: &str) -> Result<Value> {
+    let m: vethlab_core::PortMapping = mapping.parse()?;
+    let mut entry =
+        json!({"hostPort": m.host_port, "containerPort": m.container_port, "protocol": m.proto.to_string()});
+    if let Some(ip) = m.host_ip {
+        entry["hostIP"] = json!(ip.to_string());
     }
+    Ok(entry)
 }

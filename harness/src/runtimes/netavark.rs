@@ -59,7 +59,8 @@ impl Netavark {
         ifname: &str,
         ip: Ipv4Addr,
         ports: &[&str],
-    ) -> Value {
+    ) -> Result<Value> {
+        let port_mappings = ports.iter().map(|p| port_mapping(p)).collect::<Result<Vec<_>>>()?;
         let mut info = json!({
             "name": net.name, "id": format!("{:0>64}", net.name.bytes().map(|b| format!("{b:02x}")).collect::<String>()),
             "driver": "bridge", "network_interface": net.name,
@@ -72,13 +73,13 @@ impl Netavark {
         if let Some(m) = net.mtu {
             info["options"]["mtu"] = json!(m.to_string());
         }
-        json!({
+        Ok(json!({
             "container_id": container_id,
             "container_name": label,
             "networks": {net.name.as_str(): {"interface_name": ifname, "static_ips": [ip.to_string()]}},
             "network_info": {net.name.as_str(): info},
-            "port_mappings": ports.iter().map(|p| port_mapping(p)).collect::<Vec<_>>(),
-        })
+            "port_mappings": port_mappings,
+        }))
     }
 
     fn exec(&self, lab: &Lab, verb: &str, netns: &str, options: &Value) -> Result<String> {
@@ -150,7 +151,7 @@ impl NetworkRuntime for Netavark {
             };
             let netns = req.container.path().display().to_string();
             let options =
-                Self::options(net, req.container_id, &req.container.label, req.ifname, ip, req.ports);
+                Self::options(net, req.container_id, &req.container.label, req.ifname, ip, req.ports)?;
             self.ports.insert((net.name.clone(), req.container_id.to_owned()), req.ports.to_vec());
             let out = self.exec(lab, "setup", &netns, &options)?;
             let status: Value =
@@ -187,7 +188,7 @@ impl NetworkRuntime for Netavark {
             let netns = container.path().display().to_string();
             let ports =
                 self.ports.remove(&(network.name.clone(), container_id.to_owned())).unwrap_or_default();
-            let options = Self::options(network, container_id, &container.label, ifname, ip, &ports);
+            let options = Self::options(network, container_id, &container.label, ifname, ip, &ports)?;
             self.exec(lab, "teardown", &netns, &options)?;
             Ok(())
         })
@@ -200,17 +201,12 @@ impl NetworkRuntime for Netavark {
     }
 }
 
-/// A `-p [HOST_IP:]HOST_PORT:CONTAINER_PORT[/PROTO]` mapping as netavark's `port_mappings` entry.
-fn port_mapping(mapping: &str) -> Value {
-    let (ports, proto) = mapping.rsplit_once('/').unwrap_or((mapping, "tcp"));
-    let parts: Vec<&str> = ports.split(':').collect();
-    let (ip, host, ctr) = match parts.as_slice() {
-        [ip, host, ctr] => (*ip, *host, *ctr),
-        [host, ctr] => ("", *host, *ctr),
-        _ => ("", "0", "0"),
-    };
-    json!({
-        "host_ip": ip, "container_port": ctr.parse::<u16>().unwrap_or(0),
-        "host_port": host.parse::<u16>().unwrap_or(0), "range": 1, "protocol": proto,
-    })
+/// A `-p` mapping as netavark's `port_mappings` entry.
+fn port_mapping(mapping: &str) -> Result<Value> {
+    let m: vethlab_core::PortMapping = mapping.parse()?;
+    Ok(json!({
+        "host_ip": m.host_ip.map(|ip| ip.to_string()).unwrap_or_default(),
+        "container_port": m.container_port, "host_port": m.host_port, "range": 1,
+        "protocol": m.proto.to_string(),
+    }))
 }
