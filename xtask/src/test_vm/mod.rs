@@ -67,6 +67,10 @@ pub struct Args {
     /// vethlab-verify's integration tests).
     #[arg(long = "package", short = 'p')]
     packages: Vec<String>,
+    /// Also run the whole-catalogue conformance tests (every scenario through the CLI, CNI
+    /// plugins and netavark): minutes each under TCG, so left to the namespace backend unless asked.
+    #[arg(long)]
+    conformance: bool,
     /// Stream the guest console.
     #[arg(long)]
     verbose: bool,
@@ -188,6 +192,7 @@ fn run_rows(args: &Args, one_real_test: bool) -> Result<Vec<Row>> {
     let binaries: Vec<TestBinary> = artifacts::build_tests(&packages)?
         .into_iter()
         .filter(|b| !args.packages.is_empty() || b.package == "vethlab-harness" || b.kind == "test")
+        .filter(|b| args.conformance || !b.area.ends_with("tests/conformance"))
         .collect();
     let vethlab = artifacts::build_vethlab(&target)?;
     let mut tests = list_tests(&binaries)?;
