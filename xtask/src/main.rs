@@ -6,6 +6,7 @@
 
 mod artifacts;
 mod check_ci;
+mod conformance;
 mod libtest;
 mod project;
 mod sandbox;
@@ -31,6 +32,8 @@ enum Command {
     TestVmSelftest(test_vm::SelftestArgs),
     /// Checks the CI workflow: ci/ and .github/ copies identical, valid YAML, only real commands.
     CheckCi,
+    /// `vethlab conformance` against native, cli, the CNI bridge plugin, netavark and vethlab's CNI mode.
+    Conformance(conformance::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -40,6 +43,7 @@ fn main() -> std::process::ExitCode {
         Command::TestVm(args) => test_vm::run(args),
         Command::TestVmSelftest(args) => test_vm::selftest(args),
         Command::CheckCi => check_ci::run(),
+        Command::Conformance(args) => conformance::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
