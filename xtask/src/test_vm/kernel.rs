@@ -106,7 +106,10 @@ pub fn debian(version: &str, target: &Path) -> Result<Kernel> {
 /// The newest `linux-image-<version>…-amd64` package in `names` (plain signed images only).
 fn newest_matching(version: &str, names: &[String]) -> Option<String> {
     let exact = format!("linux-image-{version}-amd64");
-    if names.contains(&exact) {
+    // `6.12` or `6.1` name a series: `linux-image-6.12-amd64` is then a metapackage (it only
+    // depends on the real image), never the answer. `6.12.118+deb12` or `6.1.0-57` are exact.
+    let series_only = version.matches('.').count() < 2 && !version.contains('-');
+    if !series_only && names.contains(&exact) {
         return Some(exact);
     }
     let series = [format!("linux-image-{version}."), format!("linux-image-{version}-")];
@@ -114,6 +117,7 @@ fn newest_matching(version: &str, names: &[String]) -> Option<String> {
         .iter()
         .filter(|n| series.iter().any(|s| n.starts_with(s.as_str())) && n.ends_with("-amd64"))
         .filter(|n| !["-rt-", "-cloud-", "-dbg", "-unsigned"].iter().any(|x| n.contains(x)))
+        .filter(|n| **n != exact)
         .max_by(|a, b| version_key(a).cmp(&version_key(b)))
         .cloned()
 }
@@ -263,6 +267,7 @@ mod tests {
             "linux-image-6.12.118+deb12-amd64",
             "linux-image-6.12.118+deb12-rt-amd64",
             "linux-image-amd64",
+            "linux-image-6.12-amd64",
         ]
         .map(String::from)
         .to_vec();
