@@ -8,9 +8,12 @@
 /bin/busybox mount -t sysfs sysfs /sys
 /bin/busybox mount -t devtmpfs devtmpfs /dev
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root TMPDIR=/tmp
-mount -t tmpfs -o mode=0755 tmpfs /run
+# /run and /tmp stay on the initramfs's own RAM-backed rootfs: mounting a tmpfs over them
+# would hide the packages' files when the checkout itself lives under /tmp or /run (the guest
+# holds them at the host's absolute paths).
 mkdir -p /run/netns /dev/pts /dev/shm
-mount -t tmpfs -o mode=1777 tmpfs /tmp
+chmod 0755 /run
+chmod 1777 /tmp
 mount -t tmpfs -o mode=1777 tmpfs /dev/shm
 
 nonce=none inject=0 test_timeout=120

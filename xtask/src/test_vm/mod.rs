@@ -12,7 +12,8 @@
 //!   insta snapshots, are there), with a per-test timeout (`--test-timeout`);
 //! - env: `CI=1` (a privileged test must not skip), `VETHLAB_BIN=/bin/vethlab`,
 //!   `VETHLAB_IN_VM=1`, `RUST_BACKTRACE=1`, `INSTA_WORKSPACE_ROOT` (there is no cargo);
-//! - `/run/netns` and `/tmp` are tmpfs, `lo` is up; all tests of one kernel share one VM, so
+//! - `/run/netns` and `/tmp` live on the RAM-backed rootfs (a tmpfs over them would hide a checkout
+//!   under `/tmp`), `lo` is up; all tests of one kernel share one VM, so
 //!   leaving residue affects the tests that follow;
 //! - tools: busybox applets, and from the host when present iproute2's `ip`/`bridge`, `nft`,
 //!   iptables-nft with its extensions, Debian's CNI plugins in `/usr/lib/cni`, netavark.
