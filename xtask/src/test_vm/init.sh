@@ -12,6 +12,11 @@ export PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root TMPDIR=/tmp
 # would hide the packages' files when the checkout itself lives under /tmp or /run (the guest
 # holds them at the host's absolute paths).
 mkdir -p /run/netns /dev/pts /dev/shm
+# What udev would create: `nft -f -` (vethlab's firewall) reads /dev/stdin.
+ln -sf /proc/self/fd /dev/fd
+ln -sf /proc/self/fd/0 /dev/stdin
+ln -sf /proc/self/fd/1 /dev/stdout
+ln -sf /proc/self/fd/2 /dev/stderr
 chmod 0755 /run
 chmod 1777 /tmp
 mount -t tmpfs -o mode=1777 tmpfs /dev/shm
