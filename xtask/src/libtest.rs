@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 pub enum Status {
     Passed,
     Failed,
-    /// `#[ignore]`d: deliberately not run; never a failure.
+    /// Marked with the `ignore` attribute: deliberately not run; never a failure.
     Ignored,
     /// The test ran but skipped itself (privileges missing), with the reason from the skip log.
     Skipped(String),
