@@ -252,3 +252,72 @@ fn sysctls(host: &Netns, plan: &FirewallPlan, state_dir: &Path) -> Result<(), Fi
         Ok(())
     })?
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vethlab_core::firewall::Masquerade;
+    use vethlab_core::{IfName, Proto};
+
+    fn json(plan: &FirewallPlan) -> serde_json::Value {
+        serde_json::to_value(batch(plan).to_nftables()).expect("serialisable")
+    }
+
+    fn chains(v: &serde_json::Value) -> Vec<String> {
+        v["nftables"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|o| o["add"]["chain"]["name"].as_str().map(str::to_owned))
+            .collect()
+    }
+
+    /// No network: the table is removed, idempotently (add then delete), and nothing is created.
+    #[test]
+    fn empty_plan_only_removes_the_table() {
+        let v = json(&FirewallPlan::default());
+        let cmds = v["nftables"].as_array().expect("array");
+        assert_eq!(cmds.len(), 2, "{v}");
+        assert_eq!(cmds[0]["add"]["table"]["name"], TABLE);
+        assert_eq!(cmds[1]["delete"]["table"]["name"], TABLE);
+    }
+
+    /// The table is replaced whole, only the chains that hold rules exist, and every object is in
+    /// vethlab's table: nothing else on the machine is touched.
+    #[test]
+    fn plan_becomes_one_replacing_transaction_in_our_table_only() {
+        let br = IfName::new("zdocker0").expect("name");
+        let plan = FirewallPlan {
+            masquerade: vec![Masquerade {
+                subnet: "192.168.1.0/24".parse().expect("subnet"),
+                bridge: br.clone(),
+            }],
+            forwards: vec![vethlab_core::firewall::PortForward {
+                host_ip: None,
+                host_port: 8080,
+                proto: Proto::Udp,
+                container_ip: "192.168.1.2".parse().expect("ip"),
+                container_port: 80,
+                bridge: br.clone(),
+            }],
+            localnet: vec![br],
+            ip_forward: true,
+            ..FirewallPlan::default()
+        };
+        let v = json(&plan);
+        let cmds = v["nftables"].as_array().expect("array");
+        assert_eq!(cmds[0]["add"]["table"]["name"], TABLE);
+        assert_eq!(cmds[1]["delete"]["table"]["name"], TABLE);
+        assert_eq!(cmds[2]["add"]["table"]["name"], TABLE);
+        assert_eq!(chains(&v), ["prerouting", "output", "postrouting"], "no forward chain without isolation");
+        for cmd in &cmds[2..] {
+            let obj = cmd["add"].as_object().and_then(|o| o.values().next()).expect("an add");
+            let table = obj.get("table").or_else(|| obj.get("name")).and_then(|t| t.as_str());
+            assert_eq!(table, Some(TABLE), "{cmd}");
+        }
+        let text = v.to_string();
+        assert!(text.contains(r#""dnat":{"addr":"192.168.1.2","port":80}"#), "{text}");
+        assert!(text.contains(r#""payload":{"field":"dport","protocol":"udp"}"#), "{text}");
+        assert_eq!(text.matches(r#""masquerade""#).count(), 2, "subnet and loopback masquerade: {text}");
+    }
+}
