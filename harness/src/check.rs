@@ -2,19 +2,14 @@
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
-use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use vethlab_core::{ConnectRequest, NetworkRequest};
 use vethlab_runtime::{Netns, Runtime};
 
 use crate::lab::{Container, Lab};
+use crate::probes::{REACH_TIMEOUT, UNREACH_TIMEOUT};
 use crate::scenario::{Scenario, SnapshotScope, Step, Target};
-
-/// How long a probe waits for an answer that should come.
-const REACH_TIMEOUT: Duration = Duration::from_secs(2);
-/// How long a probe waits before concluding that something is unreachable.
-const UNREACH_TIMEOUT: Duration = Duration::from_millis(300);
 
 /// What a scenario left after its steps: the snapshot to compare and who has which address.
 #[derive(Debug)]
@@ -28,9 +23,8 @@ pub struct Outcome {
 /// residue after teardown.
 pub async fn check(scenario: &Scenario) -> Result<Outcome> {
     let lab = Lab::new().await?;
-    let needs_upstream = !scenario.probes.is_empty() || scenario.services.iter().any(|s| s.at == "upstream");
     // The outside world is part of the baseline: residue is what vethlab leaves, not the lab.
-    let upstream = if needs_upstream { Some(lab.upstream().await?) } else { None };
+    let upstream = if scenario.needs_upstream() { Some(lab.upstream().await?) } else { None };
     let before = lab.host_snapshot().await?;
     let containers: BTreeMap<&str, Container> = scenario
         .containers
@@ -122,7 +116,7 @@ pub async fn check(scenario: &Scenario) -> Result<Outcome> {
         // A target whose network is gone has no gateway to look up: use the scenario's subnet.
         let dst = match resolve(target) {
             Ok(ip) => ip,
-            Err(_) => static_gateway(scenario, target)?,
+            Err(_) => scenario.defined_gateway(target)?,
         };
         vethlab_verify::assert_unreachable((src, from(src)?), dst, UNREACH_TIMEOUT)
             .with_context(|| format!("{}: {src} -> {target:?}", scenario.name))?;
@@ -175,15 +169,4 @@ fn request(
         netns: c.path().display().to_string(),
         ports: ports.iter().map(|p| (*p).to_owned()).collect(),
     }
-}
-
-/// The gateway a scenario's network had, from its definition (for networks already removed).
-fn static_gateway(scenario: &Scenario, target: &Target) -> Result<Ipv4Addr> {
-    let Target::Gateway(name) = target else { bail!("{target:?} has no address") };
-    let def = scenario.networks.iter().find(|n| n.name == *name).context("unknown network")?;
-    if let Some(g) = def.gateway {
-        return Ok(g.parse()?);
-    }
-    let subnet: vethlab_core::Subnet = def.subnet.parse()?;
-    Ok(subnet.default_gateway())
 }

@@ -9,17 +9,15 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
 
 use crate::lab::{Container, Lab};
+use crate::probes::{REACH_TIMEOUT, UNREACH_TIMEOUT};
 use crate::runtimes::{AttachRequest, Attachment, Capability, Flavour, NetSpec, NetworkRuntime};
 use crate::scenario::{Behaviour, Probe, Scenario, SnapshotScope, Step, Target};
-
-const REACH_TIMEOUT: Duration = Duration::from_secs(2);
-const UNREACH_TIMEOUT: Duration = Duration::from_millis(300);
 
 /// pass / fail / unsupported.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -142,14 +140,13 @@ pub async fn run_case(rt: &mut dyn NetworkRuntime, scenario: &Scenario) -> CaseR
 type Attached = BTreeMap<(String, String), Attachment>;
 
 /// The default interface name inside a container: vethlab's `cif-ID[:5]`, given to every runtime.
-fn default_ifname(id: &str) -> String {
-    format!("cif-{}", id.get(..5).unwrap_or(id))
+fn default_ifname(id: &str) -> Result<String> {
+    Ok(vethlab_core::ContainerId::new(id)?.default_peer_ifname().to_string())
 }
 
 async fn run(rt: &mut dyn NetworkRuntime, scenario: &Scenario, notes: &mut Vec<String>) -> Result<String> {
     let lab = Lab::new().await?;
-    let needs_upstream = !scenario.probes.is_empty() || scenario.services.iter().any(|s| s.at == "upstream");
-    let upstream = if needs_upstream { Some(lab.upstream().await?) } else { None };
+    let upstream = if scenario.needs_upstream() { Some(lab.upstream().await?) } else { None };
     let before = lab.host_snapshot().await?;
     rt.begin(&lab)?;
     let containers: BTreeMap<&str, Container> = scenario
@@ -177,7 +174,10 @@ async fn run(rt: &mut dyn NetworkRuntime, scenario: &Scenario, notes: &mut Vec<S
         match step {
             Step::Connect { container, network, ip, ifname, ports } => {
                 let id = id_of(container)?;
-                let ifname = ifname.map(str::to_owned).unwrap_or_else(|| default_ifname(id));
+                let ifname = match ifname {
+                    Some(name) => (*name).to_owned(),
+                    None => default_ifname(id)?,
+                };
                 let ip: Option<Ipv4Addr> = ip.map(str::parse).transpose()?;
                 let c = ctr(container)?;
                 let n = net(network)?;
@@ -195,7 +195,7 @@ async fn run(rt: &mut dyn NetworkRuntime, scenario: &Scenario, notes: &mut Vec<S
             }
             Step::ConnectFails { container, network, error } => {
                 let id = id_of(container)?;
-                let ifname = default_ifname(id);
+                let ifname = default_ifname(id)?;
                 let c = ctr(container)?;
                 let req = AttachRequest {
                     network: net(network)?,

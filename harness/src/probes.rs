@@ -13,8 +13,10 @@ use crate::check::lookup;
 use crate::lab::{Container, Lab, Upstream};
 use crate::scenario::{HostAddr, Probe, Scenario};
 
-const REACH_TIMEOUT: Duration = Duration::from_secs(2);
-const UNREACH_TIMEOUT: Duration = Duration::from_millis(300);
+/// How long a probe waits for an answer that should come.
+pub const REACH_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a probe waits before concluding that something is unreachable.
+pub const UNREACH_TIMEOUT: Duration = Duration::from_millis(300);
 
 /// Starts the scenario's echo servers, runs its probes, and stops the servers.
 pub fn run_all(

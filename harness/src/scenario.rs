@@ -211,6 +211,22 @@ fn to(from: &str, other: &str) -> (String, Target) {
 }
 
 impl Scenario {
+    /// Whether the lab needs its upstream namespace (probes or a service out there).
+    pub fn needs_upstream(&self) -> bool {
+        !self.probes.is_empty() || self.services.iter().any(|s| s.at == "upstream")
+    }
+
+    /// The gateway a `Target::Gateway` network has by definition (usable after it is removed).
+    pub fn defined_gateway(&self, target: &Target) -> anyhow::Result<std::net::Ipv4Addr> {
+        let Target::Gateway(name) = target else { anyhow::bail!("{target:?} is not a gateway") };
+        let def = self
+            .networks
+            .iter()
+            .find(|n| n.name == *name)
+            .ok_or_else(|| anyhow::anyhow!("unknown network {name}"))?;
+        Ok(crate::runtimes::NetSpec::from_def(def)?.effective_gateway())
+    }
+
     fn new(name: &'static str, description: &'static str) -> Self {
         Self {
             name,
