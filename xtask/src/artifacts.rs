@@ -81,6 +81,19 @@ pub fn build_vethlab(target_dir: &Path) -> Result<PathBuf> {
     Ok(bin)
 }
 
+/// Builds the guest's `/init` (`xtask/src/bin/vm-init`) and returns its path.
+pub fn build_vm_init(target_dir: &Path) -> Result<PathBuf> {
+    run_status(
+        cargo().args(["build", "--quiet", "--package", "xtask", "--bin", "vm-init"]),
+        "cargo build -p xtask --bin vm-init",
+    )?;
+    let bin = target_dir.join("debug").join("vm-init");
+    if !bin.is_file() {
+        bail!("cargo build -p xtask --bin vm-init did not produce {}", bin.display());
+    }
+    Ok(bin)
+}
+
 /// `path+file:///…/crates/core#vethlab-core@0.1.0` → `vethlab-core`; `…/core#0.1.0` → `core`.
 fn package_name(id: &str, manifest: &Path) -> String {
     if let Some((_, frag)) = id.rsplit_once('#') {

@@ -2,7 +2,8 @@
 //!
 //! Per kernel: extract (once, cached) the `vmlinux` to boot it directly, resolve the modules the
 //! scenarios need, write an initramfs holding busybox, the test binaries, `vethlab`, their shared
-//! libraries, the modules and an `/init` ([`init.sh`](init.sh)); boot it under KVM when a probe
+//! libraries, the modules and our `/init` (the `vm-init` binary of this package, whose docs give
+//! the result protocol); boot it under KVM when a probe
 //! shows KVM works, else TCG; collect one result line per test from the guest's second serial
 //! port. Submodules: [`kernel`], [`modules`], [`initramfs`], [`qemu`].
 //!
@@ -34,8 +35,6 @@ use crate::project::{display_rel, target_dir};
 use kernel::Kernel;
 use qemu::Accel;
 
-/// The guest's /init.
-const INIT: &str = include_str!("init.sh");
 /// The test the self-test injects into the guest's list (see `VETHLAB_VM_INJECT_FAILURE`).
 const INJECTED: &str = "injected::always_fails";
 const INJECTED_BIN: &str = "/bin/vethlab-injected-failure";
@@ -196,6 +195,7 @@ fn run_rows(args: &Args, one_real_test: bool) -> Result<Vec<Row>> {
         .filter(|b| args.conformance || !b.area.ends_with("tests/conformance"))
         .collect();
     let vethlab = artifacts::build_vethlab(&target)?;
+    let init = artifacts::build_vm_init(&target)?;
     let mut tests = list_tests(&binaries)?;
     if !args.filters.is_empty() {
         tests.retain(|t| args.filters.iter().any(|f| t.name.contains(f.as_str())));
@@ -248,7 +248,8 @@ fn run_rows(args: &Args, one_real_test: bool) -> Result<Vec<Row>> {
                 *accel.get_or_insert(a)
             }
         };
-        rows.push(run_kernel(k, &image, accel, &tests, &vethlab, &run_dir, args)?);
+        let bins = GuestBinaries { init: &init, vethlab: &vethlab };
+        rows.push(run_kernel(k, &image, accel, &tests, bins, &run_dir, args)?);
     }
     print_table(&rows);
     println!("xtask: total wall time {:.1}s", started.elapsed().as_secs_f64());
@@ -297,13 +298,13 @@ fn run_kernel(
     image: &Path,
     accel: Accel,
     tests: &[GuestTest],
-    vethlab: &Path,
+    bins: GuestBinaries,
     dir: &Path,
     args: &Args,
 ) -> Result<Row> {
     println!("xtask:   building initramfs");
     let initrd = dir.join("initramfs.cpio");
-    let loaded = build_initramfs(k, tests, vethlab, &initrd)?;
+    let loaded = build_initramfs(k, tests, bins, &initrd)?;
     println!("xtask:   modules: {loaded}");
     let nonce = nonce()?;
     let expected = tests.iter().filter(|t| !t.ignored).count() + usize::from(args.inject_failure);
@@ -345,7 +346,7 @@ fn evaluate(k: &Kernel, accel: Accel, tests: &[GuestTest], out: &qemu::Outcome, 
         failed: Vec::new(),
         skipped: tests.iter().filter(|t| t.ignored).count(),
         boot: out.boot,
-        first: out.first_result,
+        first: out.first_test,
         total: out.total,
         problems: out.problems.clone(),
     };
@@ -411,14 +412,20 @@ fn print_test_output(console: &str, k: usize, name: &str) {
     }
 }
 
-fn build_initramfs(k: &Kernel, tests: &[GuestTest], vethlab: &Path, out: &Path) -> Result<String> {
+/// Our binaries that go into every guest.
+#[derive(Debug, Clone, Copy)]
+struct GuestBinaries<'a> {
+    init: &'a Path,
+    vethlab: &'a Path,
+}
+
+fn build_initramfs(k: &Kernel, tests: &[GuestTest], bins: GuestBinaries, out: &Path) -> Result<String> {
     let mut cpio = initramfs::Cpio::default();
     for d in
         ["/proc", "/sys", "/dev", "/run", "/tmp", "/root", "/etc/vethlab", "/usr/bin", "/usr/sbin", "/sbin"]
     {
         cpio.dir(d);
     }
-    cpio.file("/init", 0o755, INIT.as_bytes());
     let busybox = ["/bin/busybox", "/usr/bin/busybox"].into_iter().map(Path::new).find(|p| p.is_file());
     let busybox = busybox.context("busybox not found (ci/install.sh installs busybox-static)")?;
     cpio.binary(busybox, "/bin/busybox")?;
@@ -458,7 +465,8 @@ fn build_initramfs(k: &Kernel, tests: &[GuestTest], vethlab: &Path, out: &Path) 
     }
     let scratch = out.with_extension("stripped");
     std::fs::create_dir_all(&scratch).with_context(|| format!("creating {}", scratch.display()))?;
-    cpio.stripped_binary(vethlab, "/bin/vethlab", &scratch)?;
+    cpio.stripped_binary(bins.init, "/init", &scratch)?;
+    cpio.stripped_binary(bins.vethlab, "/bin/vethlab", &scratch)?;
     cpio.file(
         INJECTED_BIN,
         0o755,
@@ -478,7 +486,7 @@ fn build_initramfs(k: &Kernel, tests: &[GuestTest], vethlab: &Path, out: &Path) 
     }
     cpio.file("/etc/vethlab/tests", 0o644, list.as_bytes());
     // insta would run `cargo metadata` to find the workspace; there is no cargo in the guest.
-    let env = format!("export INSTA_WORKSPACE_ROOT={}\n", crate::project::project_root().display());
+    let env = format!("INSTA_WORKSPACE_ROOT={}\n", crate::project::project_root().display());
     cpio.file("/etc/vethlab/env", 0o644, env.as_bytes());
     cpio.file("/etc/passwd", 0o644, b"root:x:0:0:root:/root:/bin/sh\n");
     cpio.file("/etc/group", 0o644, b"root:x:0:\n");
@@ -571,5 +579,5 @@ fn print_table(rows: &[Row]) {
             println!("  failed on {}: {f}", r.kernel);
         }
     }
-    println!("(boot = QEMU start to the guest's /init; first test = QEMU start to the first result)");
+    println!("(boot = QEMU start to the guest's /init; first test = QEMU start to the first test starting)");
 }

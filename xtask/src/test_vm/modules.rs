@@ -124,7 +124,7 @@ fn index(dir: &Path, files: &mut BTreeMap<String, PathBuf>) -> std::io::Result<(
     Ok(())
 }
 
-/// A module file's bytes, decompressed (`.ko.xz`, `.ko.zst`, `.ko.gz`) for busybox's `insmod`.
+/// A module file's bytes, decompressed (`.ko.xz`, `.ko.zst`, `.ko.gz`) for `finit_module(2)` in the guest.
 fn decompress(path: &Path) -> Result<Vec<u8>> {
     let raw = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let name = path.to_string_lossy();

@@ -101,8 +101,8 @@ pub struct Outcome {
     pub console: PathBuf,
     /// QEMU start → the guest's /init reported in.
     pub boot: Option<Duration>,
-    /// QEMU start → first test result.
-    pub first_result: Option<Duration>,
+    /// QEMU start → the first test started.
+    pub first_test: Option<Duration>,
     pub total: Duration,
     /// Result lines carrying our nonce: `(k, status, duration_ms, guest_binary, test)`.
     pub results: Vec<(usize, String, u64, String, String)>,
@@ -137,7 +137,7 @@ pub fn run(boot: &Boot) -> Result<Outcome> {
     let mut out = Outcome {
         console: console.clone(),
         boot: None,
-        first_result: None,
+        first_test: None,
         total: Duration::ZERO,
         results: Vec::new(),
         done: false,
@@ -217,8 +217,10 @@ fn handle_result_line(line: &str, boot: &Boot, started: Instant, out: &mut Outco
             println!("xtask:   modules loaded {:.2}s after QEMU start", started.elapsed().as_secs_f64());
         }
         ("VMMODFAIL", [m]) => out.problems.push(format!("module {m} failed to load (see console)")),
+        ("VMRUN", [_, _]) => {
+            out.first_test.get_or_insert(started.elapsed());
+        }
         ("VMRESULT", [k, st, ms, bin, name]) => {
-            out.first_result.get_or_insert(started.elapsed());
             let k: usize = k.parse().unwrap_or(0);
             let ms: u64 = ms.parse().unwrap_or(0);
             if !boot.verbose {
