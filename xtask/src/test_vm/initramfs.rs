@@ -90,7 +90,7 @@ impl Cpio {
     /// kernel unpacks the initramfs byte by byte, and under TCG every megabyte costs boot time.
     pub fn stripped_binary(&mut self, host: &Path, guest: &str, scratch: &Path) -> Result<()> {
         let out = scratch.join(guest.trim_start_matches('/').replace('/', "_"));
-        let status = Command::new("objcopy").arg("--strip-debug").arg(host).arg(&out).status();
+        let status = Command::new("objcopy").arg("--strip-all").arg(host).arg(&out).status();
         let data = match status {
             Ok(s) if s.success() => {
                 std::fs::read(&out).with_context(|| format!("reading {}", out.display()))?

@@ -101,6 +101,8 @@ pub struct Outcome {
     pub console: PathBuf,
     /// QEMU start → the guest's /init reported in.
     pub boot: Option<Duration>,
+    /// QEMU start → the guest's modules loaded and `lo` up.
+    pub modules_ready: Option<Duration>,
     /// QEMU start → the first test started.
     pub first_test: Option<Duration>,
     pub total: Duration,
@@ -137,6 +139,7 @@ pub fn run(boot: &Boot) -> Result<Outcome> {
     let mut out = Outcome {
         console: console.clone(),
         boot: None,
+        modules_ready: None,
         first_test: None,
         total: Duration::ZERO,
         results: Vec::new(),
@@ -214,6 +217,7 @@ fn handle_result_line(line: &str, boot: &Boot, started: Instant, out: &mut Outco
             println!("xtask:   guest /init started {:.2}s after QEMU start", started.elapsed().as_secs_f64());
         }
         ("VMREADY", _) => {
+            out.modules_ready = Some(started.elapsed());
             println!("xtask:   modules loaded {:.2}s after QEMU start", started.elapsed().as_secs_f64());
         }
         ("VMMODFAIL", [m]) => out.problems.push(format!("module {m} failed to load (see console)")),

@@ -41,17 +41,25 @@ struct Settings {
     nonce: String,
     inject_failure: bool,
     test_timeout: Duration,
+    /// Stop after this many tests (the host's boot-time benchmark runs only the first).
+    max_tests: Option<usize>,
 }
 
 impl Settings {
     fn from_cmdline(cmdline: &str) -> Settings {
-        let mut s =
-            Settings { nonce: "none".into(), inject_failure: false, test_timeout: Duration::from_secs(120) };
+        let mut s = Settings {
+            nonce: "none".into(),
+            inject_failure: false,
+            test_timeout: Duration::from_secs(120),
+            max_tests: None,
+        };
         for word in cmdline.split_whitespace() {
             if let Some(v) = word.strip_prefix("vethlab.nonce=") {
                 s.nonce = v.to_string();
             } else if word == "vethlab.inject_failure=1" {
                 s.inject_failure = true;
+            } else if let Some(v) = word.strip_prefix("vethlab.max_tests=") {
+                s.max_tests = v.parse().ok();
             } else if let Some(v) = word.strip_prefix("vethlab.test_timeout=")
                 && let Ok(secs) = v.parse()
             {
@@ -101,7 +109,10 @@ fn main() {
         list.push_str(INJECTED);
         list.push('\n');
     }
-    let tests: Vec<TestSpec> = list.lines().filter_map(TestSpec::parse).collect();
+    let mut tests: Vec<TestSpec> = list.lines().filter_map(TestSpec::parse).collect();
+    if let Some(n) = settings.max_tests {
+        tests.truncate(n);
+    }
     let mut failed = 0;
     for (i, test) in tests.iter().enumerate() {
         let k = i + 1;
@@ -130,11 +141,13 @@ mod tests {
     #[test]
     fn settings_from_the_kernel_command_line() {
         let s = Settings::from_cmdline(
-            "console=ttyS0 quiet vethlab.nonce=ab12 vethlab.test_timeout=30 vethlab.inject_failure=1\n",
+            "console=ttyS0 quiet vethlab.nonce=ab12 vethlab.test_timeout=30 vethlab.inject_failure=1 \
+             vethlab.max_tests=1\n",
         );
         assert_eq!(s.nonce, "ab12");
         assert_eq!(s.test_timeout, Duration::from_secs(30));
         assert!(s.inject_failure);
+        assert_eq!(s.max_tests, Some(1));
         let d = Settings::from_cmdline("console=ttyS0 vethlab.test_timeout=soon");
         assert_eq!(
             (d.nonce.as_str(), d.test_timeout, d.inject_failure),

@@ -1,0 +1,90 @@
+//! `cargo xtask test-vm --boots N`: how long the guest takes to become useful, measured over
+//! several boots because TCG's speed varies from run to run on a shared machine.
+//!
+//! Each boot packs the whole suite (the initramfs's size is part of the cost: the kernel unpacks
+//! it byte by byte) but runs only its first test, and records QEMU start → `/init`, → modules
+//! loaded, → first test started. The figures are printed, not asserted: speed targets live in
+//! benchmarks, not in tests.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Result;
+
+use super::kernel::Kernel;
+use super::qemu::{self, Accel};
+use super::{Args, Row, boot};
+
+pub(super) fn boot_times(
+    k: &Kernel,
+    image: &Path,
+    accel: Accel,
+    initrd: &Path,
+    dir: &Path,
+    args: &Args,
+) -> Result<Row> {
+    let (mut inits, mut readies, mut firsts) = (Vec::new(), Vec::new(), Vec::new());
+    let mut row = Row {
+        kernel: k.label.clone(),
+        accel: accel.name(),
+        passed: 0,
+        failed: Vec::new(),
+        skipped: 0,
+        boot: None,
+        first: None,
+        total: Duration::ZERO,
+        problems: Vec::new(),
+    };
+    for i in 1..=args.boots {
+        println!("xtask:   boot {i}/{}", args.boots);
+        let out = boot(image, accel, initrd, dir, args, 1, Some(1))?;
+        row.total += out.total;
+        let first_passed = out.results.first().is_some_and(|r| r.1 == "pass");
+        if !out.done || !first_passed || out.exit != Some(qemu::EXIT_PASS) {
+            row.failed.push(format!("boot {i}: the first test did not pass cleanly (see {})", dir.display()));
+            row.problems.extend(out.problems);
+            continue;
+        }
+        row.passed += 1;
+        inits.extend(out.boot);
+        readies.extend(out.modules_ready);
+        firsts.extend(out.first_test);
+    }
+    println!("xtask:   boot times over {} boot(s) of {} ({}):", row.passed, k.label, accel.name());
+    for (what, samples) in
+        [("/init started", &mut inits), ("modules loaded", &mut readies), ("first test started", &mut firsts)]
+    {
+        if let Some((min, median, max)) = spread(samples) {
+            println!("xtask:     {what:<20} min {min:.2}s  median {median:.2}s  max {max:.2}s");
+        }
+    }
+    row.boot = spread(&mut inits).map(|s| Duration::from_secs_f64(s.1));
+    row.first = spread(&mut firsts).map(|s| Duration::from_secs_f64(s.1));
+    Ok(row)
+}
+
+/// Min, median and max in seconds; None without samples.
+fn spread(samples: &mut [Duration]) -> Option<(f64, f64, f64)> {
+    samples.sort();
+    let secs = |d: &Duration| d.as_secs_f64();
+    let n = samples.len();
+    let median = match n {
+        0 => return None,
+        _ if n % 2 == 1 => secs(&samples[n / 2]),
+        _ => (secs(&samples[n / 2 - 1]) + secs(&samples[n / 2])) / 2.0,
+    };
+    Some((secs(&samples[0]), median, secs(&samples[n - 1])))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spread_of_samples() {
+        let ms = Duration::from_millis;
+        assert_eq!(spread(&mut []), None);
+        assert_eq!(spread(&mut [ms(3000), ms(1000), ms(2000)]), Some((1.0, 2.0, 3.0)));
+        assert_eq!(spread(&mut [ms(4000), ms(1000), ms(2000), ms(3000)]), Some((1.0, 2.5, 4.0)));
+    }
+}
