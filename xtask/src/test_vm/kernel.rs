@@ -135,7 +135,7 @@ fn version_key(s: &str) -> Vec<(u64, String)> {
 }
 
 /// `apt-get download` + `dpkg-deb -x` into `cache/<package>`, atomically (a `.tmp` dir renamed).
-fn fetch(package: &str, cache: &Path) -> Result<()> {
+pub fn fetch(package: &str, cache: &Path) -> Result<()> {
     println!("xtask: fetching {package} (apt-get download; nothing is installed)");
     let tmp = cache.join(format!("{package}.tmp"));
     let _ = std::fs::remove_dir_all(&tmp);

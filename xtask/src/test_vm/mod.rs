@@ -22,6 +22,7 @@
 mod bench;
 mod initramfs;
 mod kernel;
+mod minimal;
 mod modules;
 mod qemu;
 
@@ -74,6 +75,11 @@ pub struct Args {
     /// (`6.12.118+deb12`, `6.1.0-57`). Repeat for a matrix.
     #[arg(long = "kernel-version", value_name = "V")]
     kernel_version: Vec<String>,
+    /// vethlab's minimal kernel (`minimal.config`) built from Debian's `linux-source-SERIES`
+    /// (`6.12`, `6.1`) and cached: boots about twice as fast under TCG. Repeatable; joins the
+    /// matrix with any --kernel-version.
+    #[arg(long = "minimal-kernel", value_name = "SERIES", conflicts_with = "kernel")]
+    minimal_kernel: Vec<String>,
     /// Packages whose test binaries run in the guest (default: vethlab-harness, and
     /// vethlab-verify's integration tests).
     #[arg(long = "package", short = 'p')]
@@ -227,10 +233,12 @@ fn run_rows(args: &Args, one_real_test: bool) -> Result<Vec<Row>> {
 
     let kernels: Vec<Kernel> = if let Some(path) = &args.kernel {
         vec![kernel::from_path(path, args.modules.as_deref())?]
-    } else if args.kernel_version.is_empty() {
+    } else if args.kernel_version.is_empty() && args.minimal_kernel.is_empty() {
         vec![kernel::default_kernel(&target)?]
     } else {
-        args.kernel_version.iter().map(|v| kernel::debian(v, &target)).collect::<Result<_>>()?
+        let debian = args.kernel_version.iter().map(|v| kernel::debian(v, &target));
+        let minimal = args.minimal_kernel.iter().map(|s| minimal::kernel(s, &target));
+        debian.chain(minimal).collect::<Result<_>>()?
     };
 
     let mut accel: Option<Accel> = match args.accel.as_str() {
