@@ -15,6 +15,7 @@ packages=(
   xz-utils            # Debian 6.12 kernel modules are .ko.xz; 6.1's bzImage payload is xz
   zstd                # Debian 6.12's bzImage payload is zstd (vmlinux extraction)
   kmod                # depmod/modinfo for module load order
+  make gcc libc6-dev flex bison bc libelf-dev  # test-vm --minimal-kernel builds a kernel
   containernetworking-plugins  # conformance: the CNI bridge plugin
   netavark            # conformance: podman's network backend
 )

@@ -1,13 +1,14 @@
 //! `cargo xtask check-ci`: the workflow in `ci/ci.yml` is the source of truth; GitHub only reads
 //! `.github/workflows/`, so `.github/workflows/ci.yml` must be an identical copy. Both must parse
-//! as YAML with jobs and steps, every `cargo xtask <cmd>` named in the workflow or in `.ci/run`
-//! must be a real subcommand, and every repository script they run must exist and be executable.
+//! as YAML with jobs and steps, every `cargo xtask …` line in the workflow or in `.ci/run` must
+//! parse with xtask's own argument parser (subcommand and flags, once per matrix value it uses),
+//! and every repository script they run must exist and be executable.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
-use clap::CommandFactory;
+use clap::Parser;
 
 use crate::project::project_root;
 
@@ -20,7 +21,9 @@ pub fn run() -> Result<()> {
     if !problems.is_empty() {
         bail!("CI configuration problems:\n  {}", problems.join("\n  "));
     }
-    println!("xtask: {SOURCE} == {COPY}, valid YAML, every command it names exists");
+    println!(
+        "xtask: {SOURCE} == {COPY}, valid YAML, every script exists and every `cargo xtask` command line parses"
+    );
     Ok(())
 }
 
@@ -53,7 +56,9 @@ pub fn check(root: &Path) -> Result<Vec<String>> {
         };
         for step in steps {
             if let Some(run) = step.get("run").and_then(|r| r.as_str()) {
-                commands.push((format!("job {name}"), run.to_string()));
+                for variant in expand_matrix(run, &matrix_values(job)) {
+                    commands.push((format!("job {name}"), variant));
+                }
             } else if step.get("uses").is_none() {
                 problems.push(format!("job {name} has a step with neither run nor uses"));
             }
@@ -63,15 +68,13 @@ pub fn check(root: &Path) -> Result<Vec<String>> {
     commands.extend(
         dot_ci.lines().filter(|l| !l.trim_start().starts_with('#')).map(|l| (".ci/run".into(), l.into())),
     );
-    let known: Vec<String> =
-        crate::Cli::command().get_subcommands().map(|c| c.get_name().to_string()).collect();
     for (origin, cmd) in &commands {
-        for sub in xtask_subcommands(cmd) {
-            if !known.contains(&sub) {
-                problems.push(format!(
-                    "{origin} runs `cargo xtask {sub}`, which does not exist (have: {})",
-                    known.join(", ")
-                ));
+        for args in xtask_invocations(cmd) {
+            let argv = std::iter::once("cargo xtask".to_string()).chain(args.iter().cloned());
+            if let Err(e) = crate::Cli::try_parse_from(argv) {
+                let why = e.to_string();
+                let why = why.lines().next().unwrap_or_default().trim_start_matches("error: ");
+                problems.push(format!("{origin} runs `cargo xtask {}`: {why}", args.join(" ")));
             }
         }
         for script in cmd.split_whitespace().filter(|w| w.starts_with("ci/") || w.starts_with(".ci/")) {
@@ -85,10 +88,47 @@ pub fn check(root: &Path) -> Result<Vec<String>> {
     Ok(problems)
 }
 
-/// The words after each `cargo xtask` in a shell command.
-fn xtask_subcommands(cmd: &str) -> Vec<String> {
+/// A job's `strategy.matrix` lists: name → values.
+fn matrix_values(job: &serde_yaml_ng::Value) -> Vec<(String, Vec<String>)> {
+    let Some(matrix) = job.get("strategy").and_then(|s| s.get("matrix")).and_then(|m| m.as_mapping()) else {
+        return Vec::new();
+    };
+    matrix
+        .iter()
+        .filter_map(|(k, v)| {
+            let values = v.as_sequence()?.iter().filter_map(|x| x.as_str().map(str::to_string)).collect();
+            Some((k.as_str()?.to_string(), values))
+        })
+        .collect()
+}
+
+/// `cmd` once per matrix value it uses (`${{ matrix.NAME }}`), so each real command is checked.
+fn expand_matrix(cmd: &str, matrix: &[(String, Vec<String>)]) -> Vec<String> {
+    let mut variants = vec![cmd.to_string()];
+    for (name, values) in matrix {
+        let patterns = [format!("${{{{ matrix.{name} }}}}"), format!("${{{{matrix.{name}}}}}")];
+        variants = variants
+            .into_iter()
+            .flat_map(|v| match patterns.iter().find(|p| v.contains(p.as_str())) {
+                Some(p) => values.iter().map(|x| v.replace(p.as_str(), x)).collect(),
+                None => vec![v],
+            })
+            .collect();
+    }
+    variants
+}
+
+/// The arguments of each `cargo xtask …` in a shell command (up to a `&&`, `||`, `;` or `|`).
+fn xtask_invocations(cmd: &str) -> Vec<Vec<String>> {
     let words: Vec<&str> = cmd.split_whitespace().collect();
-    words.windows(3).filter(|w| w[0] == "cargo" && w[1] == "xtask").map(|w| w[2].to_string()).collect()
+    let mut found = Vec::new();
+    for (i, pair) in words.windows(2).enumerate() {
+        if pair == ["cargo", "xtask"] {
+            let args = words[i + 2..].iter().take_while(|w| !["&&", "||", ";", "|"].contains(*w));
+            found.push(args.map(|w| w.to_string()).collect());
+        }
+    }
+    found
 }
 
 #[cfg(test)]
@@ -102,10 +142,40 @@ mod tests {
     }
 
     #[test]
-    fn finds_xtask_subcommands() {
+    fn finds_xtask_invocations_and_expands_the_matrix() {
         assert_eq!(
-            xtask_subcommands("env -u CI cargo xtask test --no-lint && cargo xtask nope"),
-            ["test", "nope"]
+            xtask_invocations("env -u CI cargo xtask test --no-lint && cargo xtask nope"),
+            [vec!["test", "--no-lint"], vec!["nope"]]
         );
+        let matrix = vec![(
+            "kernel".to_string(),
+            vec!["--kernel-version 6.1".to_string(), "--minimal-kernel 6.12".into()],
+        )];
+        assert_eq!(
+            expand_matrix("cargo xtask test-vm ${{ matrix.kernel }}", &matrix),
+            ["cargo xtask test-vm --kernel-version 6.1", "cargo xtask test-vm --minimal-kernel 6.12"]
+        );
+    }
+
+    /// A root holding a one-job workflow with `steps`, its copy and an empty `.ci/run`.
+    fn tempdir_with_ci(steps: &str) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let yaml = format!("jobs:\n  j:\n    runs-on: x\n    steps:\n{steps}");
+        for (path, text) in [(SOURCE, yaml.as_str()), (COPY, yaml.as_str()), (".ci/run", "")] {
+            let path = dir.path().join(path);
+            std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+            std::fs::write(path, text).expect("write");
+        }
+        dir
+    }
+
+    #[test]
+    fn a_wrong_flag_or_subcommand_is_reported() {
+        let dir = tempdir_with_ci(
+            "      - run: cargo xtask test-vm --kernel-verison 6.1\n      - run: cargo xtask nope\n",
+        );
+        let problems = check(dir.path()).expect("reading");
+        assert!(problems.iter().any(|p| p.contains("--kernel-verison")), "{problems:#?}");
+        assert!(problems.iter().any(|p| p.contains("`cargo xtask nope`")), "{problems:#?}");
     }
 }

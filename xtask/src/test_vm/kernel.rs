@@ -141,7 +141,7 @@ pub fn fetch(package: &str, cache: &Path) -> Result<()> {
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
     let status = Command::new("apt-get")
-        .args(["download", "-q", package])
+        .args(["download", "-q", "-o", "APT::Sandbox::User=root", package])
         .current_dir(&tmp)
         .stdout(Stdio::null())
         .status()

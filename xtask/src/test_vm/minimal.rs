@@ -54,8 +54,8 @@ fn find_tarball(dir: &Path) -> Result<PathBuf> {
         .with_context(|| format!("no linux source tarball in {}", dir.display()))
 }
 
-/// Unpacks, configures and builds into `out` (`out/src`, `out/build`; then `vmlinux` and
-/// `kernel.release`, written last so a half-done build is redone).
+/// Unpacks, configures and builds in `out/src` and `out/build`, then keeps `vmlinux`, `config`
+/// and `kernel.release` (written last, so a half-done build is redone) and removes the trees.
 fn build(tarball: &Path, out: &Path) -> Result<()> {
     let started = Instant::now();
     let src_parent = out.join("src");
@@ -96,7 +96,12 @@ fn build(tarball: &Path, out: &Path) -> Result<()> {
     let release = std::fs::read_to_string(build.join("include/config/kernel.release"))
         .context("reading the built kernel's release")?;
     std::fs::copy(build.join("vmlinux"), out.join("vmlinux"))?;
+    std::fs::copy(build.join(".config"), out.join("config"))?;
     std::fs::write(out.join("kernel.release"), release.trim())?;
+    // The trees are over a gigabyte; the cache (and CI's) keeps only what boots and its config.
+    for dir in [&src_parent, &build] {
+        std::fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))?;
+    }
     println!("xtask: minimal kernel {} built in {:.0}s", release.trim(), started.elapsed().as_secs_f64());
     Ok(())
 }
