@@ -559,7 +559,7 @@ fn build_initramfs(k: &Kernel, tests: &[GuestTest], bins: GuestBinaries, out: &P
         }
         None => {
             cpio.file("/etc/vethlab/modules", 0o644, b"");
-            "none (no --modules given; everything must be built in)".into()
+            "none (no module tree for this kernel: everything must be built in)".into()
         }
     };
     let data = cpio.finish();
