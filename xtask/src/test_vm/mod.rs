@@ -365,17 +365,9 @@ fn vcpus(args: &Args, accel: Accel) -> u32 {
     args.smp.unwrap_or(accel.default_smp())
 }
 
-/// One boot of `image` with `initrd`; `max_tests` stops the guest after that many tests.
-fn boot(
-    image: &Path,
-    accel: Accel,
-    initrd: &Path,
-    dir: &Path,
-    args: &Args,
-    expected: usize,
-    max_tests: Option<usize>,
-) -> Result<qemu::Outcome> {
-    let nonce = nonce()?;
+/// The guest kernel's command line: console, our speed-ups, then what `/init` reads
+/// (`vethlab.*`), then `--append`'s, last so that they win.
+fn kernel_cmdline(args: &Args, smp: u32, nonce: &str, max_tests: Option<usize>) -> String {
     // `quiet` saves boot time under TCG (every console byte is emulated); --verbose wants it all.
     // The rest skips work a throwaway test VM does not need; see BOOT_SPEEDUPS.
     let mut cmdline = format!(
@@ -383,7 +375,6 @@ fn boot(
         if args.verbose { "" } else { "quiet " },
         args.test_timeout
     );
-    let smp = vcpus(args, accel);
     if smp == 1 {
         cmdline += &format!(" {UNIPROCESSOR_SPEEDUPS}");
     }
@@ -396,6 +387,22 @@ fn boot(
     if let Some(extra) = &args.append {
         cmdline += &format!(" {extra}");
     }
+    cmdline
+}
+
+/// One boot of `image` with `initrd`; `max_tests` stops the guest after that many tests.
+fn boot(
+    image: &Path,
+    accel: Accel,
+    initrd: &Path,
+    dir: &Path,
+    args: &Args,
+    expected: usize,
+    max_tests: Option<usize>,
+) -> Result<qemu::Outcome> {
+    let nonce = nonce()?;
+    let smp = vcpus(args, accel);
+    let cmdline = kernel_cmdline(args, smp, &nonce, max_tests);
     let timeout = Duration::from_secs(args.timeout.unwrap_or(2 * 3600));
     let boot = qemu::Boot {
         accel,
@@ -657,4 +664,45 @@ fn print_table(rows: &[Row]) {
         }
     }
     println!("(boot = QEMU start to the guest's /init; first test = QEMU start to the first test starting)");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        vm: Args,
+    }
+
+    fn args(argv: &[&str]) -> Args {
+        Cli::try_parse_from(std::iter::once("test-vm").chain(argv.iter().copied()))
+            .map(|c| c.vm)
+            .unwrap_or_else(|e| panic!("{argv:?} should parse: {e}"))
+    }
+
+    #[test]
+    fn one_vcpu_under_tcg_two_under_kvm_unless_asked() {
+        assert_eq!(vcpus(&args(&[]), Accel::Tcg), 1);
+        assert_eq!(vcpus(&args(&[]), Accel::Kvm), 2);
+        assert_eq!(vcpus(&args(&["--smp", "4"]), Accel::Tcg), 4);
+        assert!(Cli::try_parse_from(["test-vm", "--smp", "0"]).is_err(), "--smp 0 must be refused");
+    }
+
+    #[test]
+    fn acpi_is_off_only_on_one_vcpu_and_append_comes_last() {
+        let a = args(&["--append", "acpi=on initcall_debug", "--inject-failure"]);
+        let one = kernel_cmdline(&a, 1, "n0nce", Some(1));
+        let words: Vec<&str> = one.split_whitespace().collect();
+        let pos = |w: &str| words.iter().position(|x| *x == w).unwrap_or_else(|| panic!("{w} not in {one}"));
+        assert!(pos("acpi=off") < pos("acpi=on"), "--append must override: {one}");
+        for w in ["quiet", "rcupdate.rcu_expedited=1", "vethlab.nonce=n0nce", "vethlab.max_tests=1"] {
+            pos(w);
+        }
+        assert_eq!(words.last(), Some(&"initcall_debug"));
+        let two = kernel_cmdline(&args(&["--verbose"]), 2, "n", None);
+        assert!(!two.contains("acpi=off") && !two.contains("quiet") && !two.contains("max_tests"), "{two}");
+    }
 }

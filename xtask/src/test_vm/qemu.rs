@@ -135,6 +135,11 @@ pub struct Outcome {
 const FATAL: &[&str] =
     &["Kernel panic", "soft lockup", "hard LOCKUP", "rcu_sched self-detected stall", "Oops: ", "BUG: "];
 
+/// The first sign in [`FATAL`] that the console shows.
+fn fatal_sign(console: &str) -> Option<&'static str> {
+    FATAL.iter().copied().find(|f| console.contains(f))
+}
+
 pub fn run(boot: &Boot) -> Result<Outcome> {
     let console = boot.dir.join("console.log");
     let results = boot.dir.join("results.log");
@@ -176,7 +181,7 @@ pub fn run(boot: &Boot) -> Result<Outcome> {
             print!("{new_console}");
             let _ = std::io::stdout().flush();
         }
-        if !fatal_seen && let Some(f) = FATAL.iter().find(|f| con.all.contains(**f)) {
+        if !fatal_seen && let Some(f) = fatal_sign(&con.all) {
             out.problems.push(format!("the guest console shows {f:?}"));
             fatal_seen = true;
         }
@@ -290,5 +295,18 @@ impl Tail {
         let Some(end) = self.pending.rfind('\n') else { return Vec::new() };
         let done: String = self.pending.drain(..=end).collect();
         done.lines().map(str::to_string).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_oops_that_does_not_panic_is_fatal_too() {
+        let oops = "[    2.066553] Oops: int3: 0000 [#1] PREEMPT SMP NOPTI\n[    2.067242] RIP: 0010:sched_clock_cpu+0x9/0x190\n";
+        assert_eq!(fatal_sign(oops), Some("Oops: "));
+        assert_eq!(fatal_sign("[ 9.1] BUG: kernel NULL pointer dereference, address: 0\n"), Some("BUG: "));
+        assert_eq!(fatal_sign("[ 1.0] Run /init as init process\n===VMOUT 1 t===\nok\n"), None);
     }
 }
