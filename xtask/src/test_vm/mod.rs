@@ -5,7 +5,8 @@
 //! libraries, the modules and our `/init` (the `vm-init` binary of this package, whose docs give
 //! the result protocol); boot it under KVM when a probe
 //! shows KVM works, else TCG; collect one result line per test from the guest's second serial
-//! port. Submodules: [`kernel`], [`modules`], [`initramfs`], [`qemu`].
+//! port. Submodules: [`kernel`], [`minimal`], [`modules`], [`initramfs`], [`guest`], [`qemu`],
+//! [`report`], [`bench`].
 //!
 //! What a test meets in the guest (the contract with the harness):
 //! - it runs alone, as root, as `<binary> --exact <name> --test-threads=1`, in its package
@@ -20,38 +21,29 @@
 //!   iptables-nft with its extensions, Debian's CNI plugins in `/usr/lib/cni`, netavark.
 
 mod bench;
+mod guest;
 mod initramfs;
 mod kernel;
 mod minimal;
 mod modules;
 mod qemu;
+mod report;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
 use crate::artifacts::{self, TestBinary};
 use crate::project::{display_rel, target_dir};
+use guest::{GuestBinaries, GuestTest, build_initramfs, list_tests};
 use kernel::Kernel;
 use qemu::Accel;
+use report::{Row, evaluate, print_table};
 
 /// The test the self-test injects into the guest's list (see `VETHLAB_VM_INJECT_FAILURE`).
 const INJECTED: &str = "injected::always_fails";
 const INJECTED_BIN: &str = "/bin/vethlab-injected-failure";
-/// Host programs copied into the guest (with their libraries) when present.
-const HOST_TOOLS: &[&str] = &[
-    "/usr/sbin/ip",
-    "/usr/sbin/nft",
-    "/usr/sbin/bridge",
-    "/usr/lib/cni/bridge",
-    "/usr/lib/cni/host-local",
-    "/usr/lib/cni/loopback",
-    "/usr/lib/cni/portmap",
-    "/usr/lib/cni/firewall",
-    "/usr/lib/podman/netavark",
-];
 
 /// Kernel arguments that skip what a throwaway test VM does not need (each measured under TCG
 /// with `--boots`): CPU vulnerability mitigations; write-protecting the kernel's own memory
@@ -137,33 +129,6 @@ pub struct Args {
 pub struct SelftestArgs {
     #[command(flatten)]
     vm: Args,
-}
-
-/// A test to run in the guest.
-#[derive(Debug, Clone)]
-struct GuestTest {
-    /// `/tests/<name>` inside the guest.
-    guest_bin: String,
-    host_bin: PathBuf,
-    /// The package directory: the test's cwd, as under `cargo test` (same path in the guest).
-    dir: PathBuf,
-    area: String,
-    name: String,
-    ignored: bool,
-}
-
-/// One kernel's row of the table.
-#[derive(Debug)]
-struct Row {
-    kernel: String,
-    accel: &'static str,
-    passed: usize,
-    failed: Vec<String>,
-    skipped: usize,
-    boot: Option<Duration>,
-    first: Option<Duration>,
-    total: Duration,
-    problems: Vec<String>,
 }
 
 pub fn run(mut args: Args) -> Result<()> {
@@ -296,43 +261,6 @@ fn run_rows(args: &Args, one_real_test: bool) -> Result<Vec<Row>> {
     Ok(rows)
 }
 
-/// `<bin> --list --format terse` (and `--ignored`) for each binary.
-fn list_tests(binaries: &[TestBinary]) -> Result<Vec<GuestTest>> {
-    let mut tests = Vec::new();
-    for b in binaries {
-        let list = |extra: &[&str]| -> Result<Vec<String>> {
-            let out = Command::new(&b.path)
-                .args(["--list", "--format", "terse"])
-                .args(extra)
-                .current_dir(&b.dir)
-                .output()
-                .with_context(|| format!("listing the tests of {}", b.path.display()))?;
-            if !out.status.success() {
-                bail!("{} --list failed: {}", b.path.display(), String::from_utf8_lossy(&out.stderr));
-            }
-            Ok(String::from_utf8_lossy(&out.stdout)
-                .lines()
-                .filter_map(|l| l.strip_suffix(": test"))
-                .map(str::to_string)
-                .collect())
-        };
-        let ignored = list(&["--ignored"])?;
-        let guest_bin = format!("/tests/{}", b.area.replace(['/', ' ', '(', ')'], "_").trim_matches('_'));
-        for name in list(&[])? {
-            let ignored = ignored.contains(&name);
-            tests.push(GuestTest {
-                guest_bin: guest_bin.clone(),
-                host_bin: b.path.clone(),
-                dir: b.dir.clone(),
-                area: b.area.clone(),
-                name,
-                ignored,
-            });
-        }
-    }
-    Ok(tests)
-}
-
 fn run_kernel(
     k: &Kernel,
     image: &Path,
@@ -421,212 +349,6 @@ fn boot(
     qemu::run(&boot)
 }
 
-/// Turns one boot's outcome into a row; a clean exit code alone proves nothing.
-fn evaluate(k: &Kernel, accel: Accel, tests: &[GuestTest], out: &qemu::Outcome, args: &Args) -> Result<Row> {
-    let mut row = Row {
-        kernel: k.label.clone(),
-        accel: accel.name(),
-        passed: 0,
-        failed: Vec::new(),
-        skipped: tests.iter().filter(|t| t.ignored).count(),
-        boot: out.boot,
-        first: out.first_test,
-        total: out.total,
-        problems: out.problems.clone(),
-    };
-    let display = |bin: &str, name: &str| {
-        tests
-            .iter()
-            .find(|t| t.guest_bin == bin && t.name == name)
-            .map_or(name.to_string(), |t| format!("{}: {name}", t.area))
-    };
-    let console = std::fs::read_to_string(&out.console).unwrap_or_default();
-    for (k, st, _, bin, name) in &out.results {
-        match st.as_str() {
-            "pass" => row.passed += 1,
-            "skip" => row.skipped += 1,
-            _ => {
-                row.failed.push(display(bin, name));
-                print_test_output(&console, *k, name);
-            }
-        }
-    }
-    let mut wanted: Vec<(String, String)> =
-        tests.iter().filter(|t| !t.ignored).map(|t| (t.guest_bin.clone(), t.name.clone())).collect();
-    if args.inject_failure {
-        wanted.push((INJECTED_BIN.into(), INJECTED.into()));
-    }
-    for (bin, name) in &wanted {
-        if !out.results.iter().any(|r| &r.3 == bin && &r.4 == name) {
-            row.failed.push(format!("{} (no result)", display(bin, name)));
-        }
-    }
-    if !out.done {
-        row.problems.push("no done marker from the guest".into());
-    }
-    let want_exit = if row.failed.is_empty() { qemu::EXIT_PASS } else { qemu::EXIT_FAIL };
-    if out.exit != Some(want_exit) && row.problems.is_empty() {
-        row.problems.push(format!("QEMU exited with {:?}, expected {want_exit} (isa-debug-exit)", out.exit));
-    }
-    if !row.problems.is_empty() {
-        println!("xtask:   VM problem: {}", row.problems.join("; "));
-        let lines: Vec<&str> = console.lines().collect();
-        println!("xtask:   last lines of the console ({}):", display_rel(&out.console));
-        for l in &lines[lines.len().saturating_sub(40)..] {
-            println!("    | {l}");
-        }
-        if lines.is_empty() {
-            println!("    (empty: the kernel boots with `quiet`; --verbose shows its whole log)");
-        }
-    }
-    Ok(row)
-}
-
-/// The failed test's output, which the guest framed on the console.
-fn print_test_output(console: &str, k: usize, name: &str) {
-    let start = format!("===VMOUT {k} {name}===");
-    let end = format!("===VMEND {k}===");
-    let Some(s) = console.find(&start) else { return };
-    let body = &console[s + start.len()..];
-    let body = &body[..body.find(&end).unwrap_or(body.len())];
-    println!("xtask:   output of {name}:");
-    let lines: Vec<&str> = body.trim().lines().collect();
-    for l in &lines[lines.len().saturating_sub(60)..] {
-        println!("    | {l}");
-    }
-}
-
-/// Our binaries that go into every guest.
-#[derive(Debug, Clone, Copy)]
-struct GuestBinaries<'a> {
-    init: &'a Path,
-    vethlab: &'a Path,
-}
-
-fn build_initramfs(k: &Kernel, tests: &[GuestTest], bins: GuestBinaries, out: &Path) -> Result<String> {
-    let mut cpio = initramfs::Cpio::default();
-    for d in
-        ["/proc", "/sys", "/dev", "/run", "/tmp", "/root", "/etc/vethlab", "/usr/bin", "/usr/sbin", "/sbin"]
-    {
-        cpio.dir(d);
-    }
-    let busybox = ["/bin/busybox", "/usr/bin/busybox"].into_iter().map(Path::new).find(|p| p.is_file());
-    let busybox = busybox.context("busybox not found (ci/install.sh installs busybox-static)")?;
-    cpio.binary(busybox, "/bin/busybox")?;
-    let list = Command::new(busybox).arg("--list").output().context("busybox --list")?;
-    for applet in String::from_utf8_lossy(&list.stdout).lines().filter(|a| !a.is_empty() && *a != "busybox") {
-        cpio.symlink(&format!("/bin/{applet}"), "busybox");
-    }
-    // The real tools too, when the host has them: closer to what runtimes meet than busybox's,
-    // and what the conformance tests drive (Debian's CNI plugins, netavark, iptables-nft).
-    for tool in HOST_TOOLS {
-        if Path::new(tool).exists() {
-            cpio.binary(&Path::new(tool).canonicalize()?, tool)?;
-        }
-    }
-    let xtables = Path::new("/usr/sbin/xtables-nft-multi");
-    if xtables.is_file() {
-        cpio.binary(xtables, "/usr/sbin/xtables-nft-multi")?;
-        for name in [
-            "iptables",
-            "ip6tables",
-            "iptables-save",
-            "ip6tables-save",
-            "iptables-restore",
-            "ip6tables-restore",
-        ] {
-            cpio.symlink(&format!("/usr/sbin/{name}"), "xtables-nft-multi");
-        }
-        // Its extensions (even `-j ACCEPT` is libxt_standard.so) are dlopen()ed: ldd cannot see them.
-        for dir in ["/usr/lib/x86_64-linux-gnu/xtables", "/usr/lib64/xtables", "/usr/lib/xtables"] {
-            for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-                let path = entry.path();
-                if path.extension().is_some_and(|e| e == "so") {
-                    cpio.binary(&path, &path.to_string_lossy())?;
-                }
-            }
-        }
-    }
-    let scratch = out.with_extension("stripped");
-    std::fs::create_dir_all(&scratch).with_context(|| format!("creating {}", scratch.display()))?;
-    cpio.stripped_binary(bins.init, "/init", &scratch)?;
-    cpio.stripped_binary(bins.vethlab, "/bin/vethlab", &scratch)?;
-    cpio.file(
-        INJECTED_BIN,
-        0o755,
-        b"#!/bin/sh\necho 'injected failure (VETHLAB_VM_INJECT_FAILURE / --inject-failure)'\nexit 1\n",
-    );
-    let mut list = String::new();
-    let mut packed = std::collections::BTreeSet::new();
-    let mut dirs = std::collections::BTreeSet::new();
-    for t in tests.iter().filter(|t| !t.ignored) {
-        if packed.insert(t.guest_bin.clone()) {
-            cpio.stripped_binary(&t.host_bin, &t.guest_bin, &scratch)?;
-        }
-        if dirs.insert(t.dir.clone()) {
-            package_data(&mut cpio, &t.dir)?;
-        }
-        list += &format!("{} {} {}\n", t.guest_bin, t.dir.display(), t.name);
-    }
-    cpio.file("/etc/vethlab/tests", 0o644, list.as_bytes());
-    // insta would run `cargo metadata` to find the workspace; there is no cargo in the guest.
-    let env = format!("INSTA_WORKSPACE_ROOT={}\n", crate::project::project_root().display());
-    cpio.file("/etc/vethlab/env", 0o644, env.as_bytes());
-    cpio.file("/etc/passwd", 0o644, b"root:x:0:0:root:/root:/bin/sh\n");
-    cpio.file("/etc/group", 0o644, b"root:x:0:\n");
-    let summary = match &k.modules {
-        Some(dir) => {
-            let resolved = modules::resolve(dir)?;
-            let mut order = String::new();
-            for m in &resolved.modules {
-                cpio.file(&format!("/lib/modules/{}.ko", m.name), 0o644, &m.data);
-                order += &format!("{}\n", m.name);
-            }
-            cpio.file("/etc/vethlab/modules", 0o644, order.as_bytes());
-            let names: Vec<&str> = resolved.modules.iter().map(|m| m.name.as_str()).collect();
-            let mut s = format!("load order {}", names.join(" "));
-            if !resolved.builtin.is_empty() {
-                s += &format!("; built in: {}", resolved.builtin.join(" "));
-            }
-            if !resolved.missing.is_empty() {
-                s += &format!("; NOT FOUND: {}", resolved.missing.join(" "));
-            }
-            s
-        }
-        None => {
-            cpio.file("/etc/vethlab/modules", 0o644, b"");
-            "none (no module tree for this kernel: everything must be built in)".into()
-        }
-    };
-    let data = cpio.finish();
-    std::fs::write(out, &data).with_context(|| format!("writing {}", out.display()))?;
-    Ok(format!("{summary}; initramfs {} MiB", data.len() / (1 << 20)))
-}
-
-/// The files tests read at run time from their package directory (insta snapshots, fixtures),
-/// at the same absolute paths: everything but Rust sources, build output and large files.
-fn package_data(cpio: &mut initramfs::Cpio, dir: &Path) -> Result<()> {
-    cpio.dir(&dir.to_string_lossy());
-    for entry in std::fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))? {
-        let entry = entry?;
-        let path = entry.path();
-        let name = entry.file_name();
-        let ty = entry.file_type()?;
-        if ty.is_dir() {
-            if !["target", ".git", "src", "benches"].contains(&name.to_string_lossy().as_ref()) {
-                package_data(cpio, &path)?;
-            }
-        } else if ty.is_file()
-            && path.extension().is_none_or(|e| e != "rs")
-            && entry.metadata()?.len() <= 1 << 20
-        {
-            let data = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-            cpio.file(&path.to_string_lossy(), 0o644, &data);
-        }
-    }
-    Ok(())
-}
-
 fn nonce() -> Result<String> {
     use std::io::Read;
     let mut b = [0u8; 8];
@@ -634,36 +356,6 @@ fn nonce() -> Result<String> {
         .and_then(|mut f| f.read_exact(&mut b))
         .context("reading /dev/urandom")?;
     Ok(b.iter().map(|x| format!("{x:02x}")).collect())
-}
-
-fn print_table(rows: &[Row]) {
-    let secs = |d: Option<Duration>| d.map_or("-".to_string(), |d| format!("{:.2}s", d.as_secs_f64()));
-    let w = rows.iter().map(|r| r.kernel.len()).max().unwrap_or(6).max(6);
-    println!(
-        "\n{:<w$}  {:>5}  {:>6}  {:>6}  {:>7}  {:>8}  {:>10}  {:>8}  verdict",
-        "kernel", "accel", "passed", "failed", "skipped", "boot", "first test", "total"
-    );
-    for r in rows {
-        let ok = r.failed.is_empty() && r.problems.is_empty();
-        println!(
-            "{:<w$}  {:>5}  {:>6}  {:>6}  {:>7}  {:>8}  {:>10}  {:>8}  {}",
-            r.kernel,
-            r.accel,
-            r.passed,
-            r.failed.len(),
-            r.skipped,
-            secs(r.boot),
-            secs(r.first),
-            secs(Some(r.total)),
-            if ok { "PASS" } else { "FAIL" }
-        );
-    }
-    for r in rows {
-        for f in &r.failed {
-            println!("  failed on {}: {f}", r.kernel);
-        }
-    }
-    println!("(boot = QEMU start to the guest's /init; first test = QEMU start to the first test starting)");
 }
 
 #[cfg(test)]
