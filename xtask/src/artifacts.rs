@@ -8,6 +8,33 @@ use anyhow::{Context, Result, bail};
 
 use crate::project::{cargo, project_root, run_status};
 
+/// The cargo profile binaries are built with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    /// `cargo test`'s own (`dev`): what `cargo xtask test` and `conformance` run.
+    Dev,
+    /// `vm-guest` (workspace `Cargo.toml`): optimised, no debug info, assertions still on; for
+    /// the test-VM guest, where TCG emulates every instruction and the kernel unpacks every byte.
+    VmGuest,
+}
+
+impl Profile {
+    fn cargo_args(self) -> &'static [&'static str] {
+        match self {
+            Profile::Dev => &[],
+            Profile::VmGuest => &["--profile", "vm-guest"],
+        }
+    }
+
+    /// The directory under the target directory that holds this profile's binaries.
+    fn dir(self) -> &'static str {
+        match self {
+            Profile::Dev => "debug",
+            Profile::VmGuest => "vm-guest",
+        }
+    }
+}
+
 /// One libtest executable produced by `cargo test --no-run`.
 #[derive(Debug, Clone)]
 pub struct TestBinary {
@@ -24,9 +51,10 @@ pub struct TestBinary {
 
 /// Builds the test binaries of the given packages (all of the workspace when empty) and
 /// returns them in a stable order. Runs outside any namespace so crates can be fetched.
-pub fn build_tests(packages: &[String]) -> Result<Vec<TestBinary>> {
+pub fn build_tests(packages: &[String], profile: Profile) -> Result<Vec<TestBinary>> {
     let mut cmd = cargo();
     cmd.args(["test", "--no-run", "--message-format=json-render-diagnostics"]);
+    cmd.args(profile.cargo_args());
     if packages.is_empty() {
         cmd.arg("--workspace");
     }
@@ -69,12 +97,12 @@ pub fn build_tests(packages: &[String]) -> Result<Vec<TestBinary>> {
 }
 
 /// Builds the `vethlab` CLI (harness tests spawn it through `$VETHLAB_BIN`) and returns its path.
-pub fn build_vethlab(target_dir: &Path) -> Result<PathBuf> {
+pub fn build_vethlab(target_dir: &Path, profile: Profile) -> Result<PathBuf> {
     run_status(
-        cargo().args(["build", "--package", "vethlab", "--bin", "vethlab"]),
+        cargo().args(["build", "--package", "vethlab", "--bin", "vethlab"]).args(profile.cargo_args()),
         "cargo build -p vethlab",
     )?;
-    let bin = target_dir.join("debug").join("vethlab");
+    let bin = target_dir.join(profile.dir()).join("vethlab");
     if !bin.is_file() {
         bail!("cargo build -p vethlab did not produce {}", bin.display());
     }
@@ -83,11 +111,14 @@ pub fn build_vethlab(target_dir: &Path) -> Result<PathBuf> {
 
 /// Builds the guest's `/init` (`xtask/src/bin/vm-init`) and returns its path.
 pub fn build_vm_init(target_dir: &Path) -> Result<PathBuf> {
+    let profile = Profile::VmGuest;
     run_status(
-        cargo().args(["build", "--quiet", "--package", "xtask", "--bin", "vm-init"]),
+        cargo()
+            .args(["build", "--quiet", "--package", "xtask", "--bin", "vm-init"])
+            .args(profile.cargo_args()),
         "cargo build -p xtask --bin vm-init",
     )?;
-    let bin = target_dir.join("debug").join("vm-init");
+    let bin = target_dir.join(profile.dir()).join("vm-init");
     if !bin.is_file() {
         bail!("cargo build -p xtask --bin vm-init did not produce {}", bin.display());
     }

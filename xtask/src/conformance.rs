@@ -22,7 +22,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let vethlab = artifacts::build_vethlab(&target_dir()?)?;
+    let vethlab = artifacts::build_vethlab(&target_dir()?, artifacts::Profile::Dev)?;
     let mut runtimes = vec!["native".to_owned(), "cli".to_owned()];
     for (kind, path) in [("cni", CNI_BRIDGE), ("netavark", NETAVARK)] {
         if Path::new(path).is_file() {

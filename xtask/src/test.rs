@@ -46,8 +46,8 @@ pub fn run(args: Args) -> Result<()> {
     }
     step("building test binaries");
     let target = target_dir()?;
-    let binaries = artifacts::build_tests(&[])?;
-    let vethlab = artifacts::build_vethlab(&target)?;
+    let binaries = artifacts::build_tests(&[], artifacts::Profile::Dev)?;
+    let vethlab = artifacts::build_vethlab(&target, artifacts::Profile::Dev)?;
 
     let mode = sandbox::detect()?;
     match &mode {

@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use crate::artifacts::{self, TestBinary};
+use crate::artifacts::{self, Profile, TestBinary};
 use crate::project::{display_rel, target_dir};
 use guest::{GuestBinaries, GuestTest, build_initramfs, list_tests};
 use kernel::Kernel;
@@ -192,12 +192,12 @@ fn run_rows(args: &Args, one_real_test: bool) -> Result<Vec<Row>> {
     } else {
         args.packages.clone()
     };
-    let binaries: Vec<TestBinary> = artifacts::build_tests(&packages)?
+    let binaries: Vec<TestBinary> = artifacts::build_tests(&packages, Profile::VmGuest)?
         .into_iter()
         .filter(|b| !args.packages.is_empty() || b.package == "vethlab-harness" || b.kind == "test")
         .filter(|b| args.conformance || !b.area.ends_with("tests/conformance"))
         .collect();
-    let vethlab = artifacts::build_vethlab(&target)?;
+    let vethlab = artifacts::build_vethlab(&target, Profile::VmGuest)?;
     let init = artifacts::build_vm_init(&target)?;
     let mut tests = list_tests(&binaries)?;
     if !args.filters.is_empty() {
