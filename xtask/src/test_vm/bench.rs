@@ -6,27 +6,24 @@
 //! loaded, → first test started. The figures are printed, not asserted: speed targets live in
 //! benchmarks, not in tests.
 
-use std::path::Path;
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
-use super::kernel::Kernel;
-use super::qemu::{self, Accel};
-use super::{Args, Row, boot};
+use super::pool::Prepared;
+use super::qemu::{self, Accel, Progress};
+use super::{Args, Row, Vm, boot};
 
-pub(super) fn boot_times(
-    k: &Kernel,
-    image: &Path,
-    accel: Accel,
-    initrd: &Path,
-    dir: &Path,
-    args: &Args,
-) -> Result<Row> {
+/// Boots `p` `--boots` times, one VM at a time; the row holds the medians.
+pub(super) fn boot_times(p: &Prepared, accel: Accel, args: &Args) -> Result<Row> {
+    let k = &p.kernel;
+    let dir = p.dir.join("vm0");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let (mut inits, mut readies, mut firsts) = (Vec::new(), Vec::new(), Vec::new());
     let mut row = Row {
         kernel: k.label.clone(),
         accel: accel.name(),
+        vms: 1,
         passed: 0,
         failed: Vec::new(),
         skipped: 0,
@@ -37,7 +34,17 @@ pub(super) fn boot_times(
     };
     for i in 1..=args.boots {
         println!("xtask:   boot {i}/{}", args.boots);
-        let out = boot(image, accel, initrd, dir, args, 1, Some(1))?;
+        let progress = Progress::new(1);
+        let vm = Vm {
+            image: &p.image,
+            initrd: &p.initrd,
+            dir: &dir,
+            shard: 0,
+            tag: "",
+            progress: &progress,
+            max_tests: Some(1),
+        };
+        let out = boot(&vm, accel, args)?;
         row.total += out.total;
         let first_passed = out.results.first().is_some_and(|r| r.1 == "pass");
         if !out.done || !first_passed || out.exit != Some(qemu::EXIT_PASS) {

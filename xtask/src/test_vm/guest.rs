@@ -81,10 +81,12 @@ pub(super) struct GuestBinaries<'a> {
     pub(super) vethlab: &'a Path,
 }
 
-/// Writes the guest's initramfs to `out`; returns a one-line summary (modules, size).
+/// Writes the guest's initramfs to `out`; returns a one-line summary (modules, size). `shards`
+/// holds indices into `tests`: one list per VM (see `shard`).
 pub(super) fn build_initramfs(
     k: &Kernel,
     tests: &[GuestTest],
+    shards: &[Vec<usize>],
     bins: GuestBinaries,
     out: &Path,
 ) -> Result<String> {
@@ -99,7 +101,7 @@ pub(super) fn build_initramfs(
     std::fs::create_dir_all(&scratch).with_context(|| format!("creating {}", scratch.display()))?;
     cpio.stripped_binary(bins.init, "/init", &scratch)?;
     cpio.stripped_binary(bins.vethlab, "/bin/vethlab", &scratch)?;
-    pack_tests(&mut cpio, tests, &scratch)?;
+    pack_tests(&mut cpio, tests, shards, &scratch)?;
     let summary = pack_modules(&mut cpio, k)?;
     let data = cpio.finish();
     std::fs::write(out, &data).with_context(|| format!("writing {}", out.display()))?;
@@ -150,15 +152,19 @@ fn pack_userland(cpio: &mut initramfs::Cpio) -> Result<()> {
     Ok(())
 }
 
-/// The test binaries (stripped), their packages' data files, the list `/init` runs, its env, and
-/// the always-failing test the self-test injects.
-fn pack_tests(cpio: &mut initramfs::Cpio, tests: &[GuestTest], scratch: &Path) -> Result<()> {
+/// The test binaries (stripped), their packages' data files, each VM's list of tests to run
+/// (`/etc/vethlab/tests.<shard>`), their env, and the always-failing test the self-test injects.
+fn pack_tests(
+    cpio: &mut initramfs::Cpio,
+    tests: &[GuestTest],
+    shards: &[Vec<usize>],
+    scratch: &Path,
+) -> Result<()> {
     cpio.file(
         INJECTED_BIN,
         0o755,
         b"#!/bin/sh\necho 'injected failure (VETHLAB_VM_INJECT_FAILURE / --inject-failure)'\nexit 1\n",
     );
-    let mut list = String::new();
     let mut packed = std::collections::BTreeSet::new();
     let mut dirs = std::collections::BTreeSet::new();
     for t in tests.iter().filter(|t| !t.ignored) {
@@ -168,9 +174,15 @@ fn pack_tests(cpio: &mut initramfs::Cpio, tests: &[GuestTest], scratch: &Path) -
         if dirs.insert(t.dir.clone()) {
             package_data(cpio, &t.dir)?;
         }
-        list += &format!("{} {} {}\n", t.guest_bin, t.dir.display(), t.name);
     }
-    cpio.file("/etc/vethlab/tests", 0o644, list.as_bytes());
+    for (shard, indices) in shards.iter().enumerate() {
+        let list: String = indices
+            .iter()
+            .map(|&i| &tests[i])
+            .map(|t| format!("{} {} {}\n", t.guest_bin, t.dir.display(), t.name))
+            .collect();
+        cpio.file(&format!("/etc/vethlab/tests.{shard}"), 0o644, list.as_bytes());
+    }
     // insta would run `cargo metadata` to find the workspace; there is no cargo in the guest.
     let env = format!("INSTA_WORKSPACE_ROOT={}\n", crate::project::project_root().display());
     cpio.file("/etc/vethlab/env", 0o644, env.as_bytes());

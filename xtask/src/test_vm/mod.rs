@@ -3,10 +3,10 @@
 //! Per kernel: extract (once, cached) the `vmlinux` to boot it directly, resolve the modules the
 //! scenarios need, write an initramfs holding busybox, the test binaries, `vethlab`, their shared
 //! libraries, the modules and our `/init` (the `vm-init` binary of this package, whose docs give
-//! the result protocol); boot it under KVM when a probe
-//! shows KVM works, else TCG; collect one result line per test from the guest's second serial
-//! port. Submodules: [`kernel`], [`minimal`], [`modules`], [`initramfs`], [`guest`], [`qemu`],
-//! [`report`], [`bench`].
+//! the result protocol); boot it under KVM when a probe shows KVM works, else TCG, as several
+//! VMs that split its tests between them ([`shard`], [`pool`]); collect one result line per test
+//! from each guest's second serial port. Submodules: [`kernel`], [`minimal`], [`modules`],
+//! [`initramfs`], [`guest`], [`shard`], [`pool`], [`qemu`], [`report`], [`bench`].
 //!
 //! What a test meets in the guest (the contract with the harness):
 //! - it runs alone, as root, as `<binary> --exact <name> --test-threads=1`, in its package
@@ -15,8 +15,9 @@
 //! - env: `CI=1` (a privileged test must not skip), `VETHLAB_BIN=/bin/vethlab`,
 //!   `VETHLAB_IN_VM=1`, `RUST_BACKTRACE=1`, `INSTA_WORKSPACE_ROOT` (there is no cargo);
 //! - `/run/netns` and `/tmp` live on the RAM-backed rootfs (a tmpfs over them would hide a checkout
-//!   under `/tmp`), `lo` is up; all tests of one kernel share one VM, so
-//!   leaving residue affects the tests that follow;
+//!   under `/tmp`), `lo` is up; the tests of one VM share it, in catalogue order, so leaving
+//!   residue affects the tests that follow (which tests share a VM depends on `--jobs` and on
+//!   the last run's durations);
 //! - tools: busybox applets, and from the host when present iproute2's `ip`/`bridge`, `nft`,
 //!   iptables-nft with its extensions, Debian's CNI plugins in `/usr/lib/cni`, netavark.
 
@@ -26,8 +27,10 @@ mod initramfs;
 mod kernel;
 mod minimal;
 mod modules;
+mod pool;
 mod qemu;
 mod report;
+mod shard;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -35,11 +38,11 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 
 use crate::artifacts::{self, Profile, TestBinary};
-use crate::project::{display_rel, target_dir};
+use crate::project::target_dir;
 use guest::{GuestBinaries, GuestTest, build_initramfs, list_tests};
 use kernel::Kernel;
 use qemu::Accel;
-use report::{Row, evaluate, print_table};
+use report::{Row, print_table};
 
 /// The test the self-test injects into the guest's list (see `VETHLAB_VM_INJECT_FAILURE`).
 const INJECTED: &str = "injected::always_fails";
@@ -118,6 +121,11 @@ pub struct Args {
     /// only its first test run, and print min/median/max of the boot figures.
     #[arg(long, default_value_t = 0, value_name = "N")]
     boots: usize,
+    /// VMs at a time: a kernel's tests are split across them by the durations of its last run,
+    /// and the kernels of a matrix run side by side (default: the host's cores divided by the
+    /// guest's vCPUs; always 1 with --boots or --verbose).
+    #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u32).range(1..=64))]
+    jobs: Option<u32>,
     /// Add a test that always fails (also: env VETHLAB_VM_INJECT_FAILURE=1).
     #[arg(long)]
     inject_failure: bool,
@@ -199,6 +207,7 @@ fn run_rows(args: &Args, one_real_test: bool) -> Result<Vec<Row>> {
         .collect();
     let vethlab = artifacts::build_vethlab(&target, Profile::VmGuest)?;
     let init = artifacts::build_vm_init(&target)?;
+    let bins = GuestBinaries { init: &init, vethlab: &vethlab };
     let mut tests = list_tests(&binaries)?;
     if !args.filters.is_empty() {
         tests.retain(|t| args.filters.iter().any(|f| t.name.contains(f.as_str())));
@@ -219,73 +228,79 @@ fn run_rows(args: &Args, one_real_test: bool) -> Result<Vec<Row>> {
         let minimal = args.minimal_kernel.iter().map(|s| minimal::kernel(s, &target));
         debian.chain(minimal).collect::<Result<_>>()?
     };
+    let images: Vec<PathBuf> = kernels.iter().map(|k| bootable_image(k, &work)).collect();
+    let accel = choose_accel(args, &images[0], &work)?;
+    let jobs = jobs(args, accel);
 
-    let mut accel: Option<Accel> = match args.accel.as_str() {
-        "kvm" => Some(Accel::Kvm),
-        "tcg" => Some(Accel::Tcg),
-        _ => None,
-    };
-    let mut rows = Vec::new();
-    for k in &kernels {
-        println!("xtask: kernel {} ({})", k.label, k.source);
-        let image = match kernel::vmlinux(k, &work.join("vmlinux")) {
-            Ok(v) => v,
-            Err(e) => {
-                println!("xtask:   cannot extract vmlinux ({e:#}); booting the bzImage (slower)");
-                k.image.clone()
-            }
-        };
-        let run_dir = work.join("runs").join(&k.label);
-        std::fs::create_dir_all(&run_dir)?;
-        let accel = match accel {
-            Some(a) => a,
-            None => {
-                let a = if qemu::kvm_works(&image, &run_dir)? { Accel::Kvm } else { Accel::Tcg };
-                println!(
-                    "xtask: accelerator: {}{}",
-                    a.name(),
-                    if a == Accel::Tcg {
-                        " (the KVM probe failed or /dev/kvm is unusable)"
-                    } else {
-                        " (probe passed)"
-                    }
-                );
-                *accel.get_or_insert(a)
-            }
-        };
-        let bins = GuestBinaries { init: &init, vethlab: &vethlab };
-        rows.push(run_kernel(k, &image, accel, &tests, bins, &run_dir, args)?);
+    let mut prepared = Vec::new();
+    for (kernel, image) in kernels.into_iter().zip(images) {
+        println!("xtask: kernel {}: building initramfs", kernel.label);
+        let dir = work.join("runs").join(&kernel.label);
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let shards = split(&tests, &pool::Prepared::history_path(&dir), jobs);
+        let initrd = dir.join("initramfs.cpio");
+        let loaded = build_initramfs(&kernel, &tests, &shards, bins, &initrd)?;
+        println!("xtask:   modules: {loaded}");
+        prepared.push(pool::Prepared { kernel, image, dir, initrd, shards });
     }
+    let rows = if args.boots > 0 {
+        prepared.iter().map(|p| bench::boot_times(p, accel, args)).collect::<Result<Vec<_>>>()?
+    } else {
+        pool::run_all(&prepared, &tests, accel, jobs, args)?
+    };
     print_table(&rows);
     println!("xtask: total wall time {:.1}s", started.elapsed().as_secs_f64());
     Ok(rows)
 }
 
-fn run_kernel(
-    k: &Kernel,
-    image: &Path,
-    accel: Accel,
-    tests: &[GuestTest],
-    bins: GuestBinaries,
-    dir: &Path,
-    args: &Args,
-) -> Result<Row> {
-    println!("xtask:   building initramfs");
-    let initrd = dir.join("initramfs.cpio");
-    let loaded = build_initramfs(k, tests, bins, &initrd)?;
-    println!("xtask:   modules: {loaded}");
-    if args.boots > 0 {
-        return bench::boot_times(k, image, accel, &initrd, dir, args);
+/// The kernel's uncompressed `vmlinux` (cut out once and cached), else its image as given.
+fn bootable_image(k: &Kernel, work: &Path) -> PathBuf {
+    println!("xtask: kernel {} ({})", k.label, k.source);
+    match kernel::vmlinux(k, &work.join("vmlinux")) {
+        Ok(v) => v,
+        Err(e) => {
+            println!("xtask:   cannot extract vmlinux ({e:#}); booting the bzImage (slower)");
+            k.image.clone()
+        }
     }
-    let expected = tests.iter().filter(|t| !t.ignored).count() + usize::from(args.inject_failure);
-    println!(
-        "xtask:   booting {} under {} with {} vCPU(s) ({expected} tests)",
-        display_rel(image),
-        accel.name(),
-        vcpus(args, accel)
-    );
-    let out = boot(image, accel, &initrd, dir, args, expected, None)?;
-    evaluate(k, accel, tests, &out, args)
+}
+
+/// `--accel`, or for `auto` KVM when a short probe boots under it, else TCG; says which.
+fn choose_accel(args: &Args, image: &Path, work: &Path) -> Result<Accel> {
+    match args.accel.as_str() {
+        "kvm" => return Ok(Accel::Kvm),
+        "tcg" => return Ok(Accel::Tcg),
+        _ => {}
+    }
+    let a = if qemu::kvm_works(image, work)? { Accel::Kvm } else { Accel::Tcg };
+    let why = match a {
+        Accel::Tcg => " (the KVM probe failed or /dev/kvm is unusable)",
+        Accel::Kvm => " (probe passed)",
+    };
+    println!("xtask: accelerator: {}{why}", a.name());
+    Ok(a)
+}
+
+/// VMs at a time: `--jobs`, else as many as the host's cores hold guests of `vcpus` each. One
+/// for `--boots` and `--verbose`: boot figures must not share the host, and consoles must not
+/// interleave.
+fn jobs(args: &Args, accel: Accel) -> usize {
+    if args.boots > 0 || args.verbose {
+        return 1;
+    }
+    if let Some(j) = args.jobs {
+        return j as usize;
+    }
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    (cores / vcpus(args, accel) as usize).max(1)
+}
+
+/// The runnable tests split into at most `vms` lists by the durations of the last run.
+fn split(tests: &[GuestTest], history: &Path, vms: usize) -> Vec<Vec<usize>> {
+    let runnable: Vec<usize> = (0..tests.len()).filter(|&i| !tests[i].ignored).collect();
+    let weights = shard::History::load(history)
+        .weights(runnable.iter().map(|&i| (tests[i].guest_bin.as_str(), tests[i].name.as_str())));
+    shard::assign(&weights, vms).into_iter().map(|l| l.into_iter().map(|i| runnable[i]).collect()).collect()
 }
 
 /// The guest's vCPUs: `--smp`, else the accelerator's default.
@@ -293,15 +308,33 @@ fn vcpus(args: &Args, accel: Accel) -> u32 {
     args.smp.unwrap_or(accel.default_smp())
 }
 
+/// One VM to boot.
+#[derive(Debug)]
+struct Vm<'a> {
+    image: &'a Path,
+    initrd: &'a Path,
+    /// Its own directory: console, results, QEMU's stderr.
+    dir: &'a Path,
+    /// Which test list of the initramfs it runs (`vethlab.shard=`).
+    shard: usize,
+    /// Prefix of its progress lines.
+    tag: &'a str,
+    progress: &'a qemu::Progress,
+    /// Stop the guest after this many tests.
+    max_tests: Option<usize>,
+}
+
 /// The guest kernel's command line: console, our speed-ups, then what `/init` reads
 /// (`vethlab.*`), then `--append`'s, last so that they win.
-fn kernel_cmdline(args: &Args, smp: u32, nonce: &str, max_tests: Option<usize>) -> String {
+fn kernel_cmdline(args: &Args, smp: u32, nonce: &str, vm: &Vm) -> String {
     // `quiet` saves boot time under TCG (every console byte is emulated); --verbose wants it all.
     // The rest skips work a throwaway test VM does not need; see BOOT_SPEEDUPS.
     let mut cmdline = format!(
-        "console=ttyS0 panic=-1 {}{BOOT_SPEEDUPS} rdinit=/init vethlab.nonce={nonce} vethlab.test_timeout={}",
+        "console=ttyS0 panic=-1 {}{BOOT_SPEEDUPS} rdinit=/init vethlab.nonce={nonce} vethlab.test_timeout={} \
+         vethlab.shard={}",
         if args.verbose { "" } else { "quiet " },
-        args.test_timeout
+        args.test_timeout,
+        vm.shard
     );
     if smp == 1 {
         cmdline += &format!(" {UNIPROCESSOR_SPEEDUPS}");
@@ -309,7 +342,7 @@ fn kernel_cmdline(args: &Args, smp: u32, nonce: &str, max_tests: Option<usize>) 
     if args.inject_failure {
         cmdline += " vethlab.inject_failure=1";
     }
-    if let Some(n) = max_tests {
+    if let Some(n) = vm.max_tests {
         cmdline += &format!(" vethlab.max_tests={n}");
     }
     if let Some(extra) = &args.append {
@@ -318,33 +351,26 @@ fn kernel_cmdline(args: &Args, smp: u32, nonce: &str, max_tests: Option<usize>) 
     cmdline
 }
 
-/// One boot of `image` with `initrd`; `max_tests` stops the guest after that many tests.
-fn boot(
-    image: &Path,
-    accel: Accel,
-    initrd: &Path,
-    dir: &Path,
-    args: &Args,
-    expected: usize,
-    max_tests: Option<usize>,
-) -> Result<qemu::Outcome> {
+/// One boot of a VM, watched until it ends (see `qemu::run`).
+fn boot(vm: &Vm, accel: Accel, args: &Args) -> Result<qemu::Outcome> {
     let nonce = nonce()?;
     let smp = vcpus(args, accel);
-    let cmdline = kernel_cmdline(args, smp, &nonce, max_tests);
+    let cmdline = kernel_cmdline(args, smp, &nonce, vm);
     let timeout = Duration::from_secs(args.timeout.unwrap_or(2 * 3600));
     let boot = qemu::Boot {
         accel,
-        kernel: image,
-        initramfs: initrd,
+        kernel: vm.image,
+        initramfs: vm.initrd,
         cmdline,
         memory_mib: args.memory,
         smp,
-        dir,
+        dir: vm.dir,
         timeout,
         silence: Duration::from_secs(args.test_timeout + 60),
         verbose: args.verbose,
         nonce: &nonce,
-        expected,
+        tag: vm.tag,
+        progress: vm.progress,
     };
     qemu::run(&boot)
 }
@@ -384,17 +410,44 @@ mod tests {
     }
 
     #[test]
+    fn one_vm_at_a_time_for_boot_figures_and_streamed_consoles() {
+        assert_eq!(jobs(&args(&["--jobs", "3"]), Accel::Tcg), 3);
+        assert_eq!(jobs(&args(&["--jobs", "3", "--verbose"]), Accel::Tcg), 1);
+        assert_eq!(jobs(&args(&["--jobs", "3", "--boots", "5"]), Accel::Tcg), 1);
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        assert_eq!(jobs(&args(&[]), Accel::Tcg), cores);
+        assert_eq!(jobs(&args(&["--smp", "64"]), Accel::Tcg), 1, "never zero");
+        assert!(Cli::try_parse_from(["test-vm", "--jobs", "0"]).is_err(), "--jobs 0 must be refused");
+    }
+
+    #[test]
     fn acpi_is_off_only_on_one_vcpu_and_append_comes_last() {
         let a = args(&["--append", "acpi=on initcall_debug", "--inject-failure"]);
-        let one = kernel_cmdline(&a, 1, "n0nce", Some(1));
+        let progress = qemu::Progress::new(1);
+        let vm = |shard, max_tests| Vm {
+            image: Path::new("vmlinux"),
+            initrd: Path::new("initramfs.cpio"),
+            dir: Path::new("."),
+            shard,
+            tag: "",
+            progress: &progress,
+            max_tests,
+        };
+        let one = kernel_cmdline(&a, 1, "n0nce", &vm(2, Some(1)));
         let words: Vec<&str> = one.split_whitespace().collect();
         let pos = |w: &str| words.iter().position(|x| *x == w).unwrap_or_else(|| panic!("{w} not in {one}"));
         assert!(pos("acpi=off") < pos("acpi=on"), "--append must override: {one}");
-        for w in ["quiet", "rcupdate.rcu_expedited=1", "vethlab.nonce=n0nce", "vethlab.max_tests=1"] {
+        for w in [
+            "quiet",
+            "rcupdate.rcu_expedited=1",
+            "vethlab.nonce=n0nce",
+            "vethlab.max_tests=1",
+            "vethlab.shard=2",
+        ] {
             pos(w);
         }
         assert_eq!(words.last(), Some(&"initcall_debug"));
-        let two = kernel_cmdline(&args(&["--verbose"]), 2, "n", None);
+        let two = kernel_cmdline(&args(&["--verbose"]), 2, "n", &vm(0, None));
         assert!(!two.contains("acpi=off") && !two.contains("quiet") && !two.contains("max_tests"), "{two}");
     }
 }

@@ -4,6 +4,7 @@
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -107,8 +108,28 @@ pub struct Boot<'a> {
     pub silence: Duration,
     pub verbose: bool,
     pub nonce: &'a str,
-    /// Tests the guest will run (for `k/N` progress).
-    pub expected: usize,
+    /// Prefix of this VM's progress lines: empty when it runs alone, else which kernel and VM.
+    pub tag: &'a str,
+    /// Shared by the VMs of one kernel, for its `k/N` progress lines.
+    pub progress: &'a Progress,
+}
+
+/// Tests finished so far over every VM of one kernel, out of how many.
+#[derive(Debug)]
+pub struct Progress {
+    done: AtomicUsize,
+    total: usize,
+}
+
+impl Progress {
+    pub fn new(total: usize) -> Progress {
+        Progress { done: AtomicUsize::new(0), total }
+    }
+
+    /// Counts one more finished test; returns its number.
+    fn finish_one(&self) -> usize {
+        self.done.fetch_add(1, Ordering::Relaxed) + 1
+    }
 }
 
 /// What one boot produced.
@@ -237,11 +258,13 @@ fn handle_result_line(line: &str, boot: &Boot, started: Instant, out: &mut Outco
     match (kind, rest.as_slice()) {
         ("VMBOOT", _) => {
             out.boot = Some(started.elapsed());
-            println!("xtask:   guest /init started {:.2}s after QEMU start", started.elapsed().as_secs_f64());
+            let secs = started.elapsed().as_secs_f64();
+            println!("xtask:   {}guest /init started {secs:.2}s after QEMU start", boot.tag);
         }
         ("VMREADY", _) => {
             out.modules_ready = Some(started.elapsed());
-            println!("xtask:   modules loaded {:.2}s after QEMU start", started.elapsed().as_secs_f64());
+            let secs = started.elapsed().as_secs_f64();
+            println!("xtask:   {}modules loaded {secs:.2}s after QEMU start", boot.tag);
         }
         ("VMMODFAIL", [m]) => out.problems.push(format!("module {m} failed to load (see console)")),
         ("VMRUN", [_, _]) => {
@@ -250,10 +273,12 @@ fn handle_result_line(line: &str, boot: &Boot, started: Instant, out: &mut Outco
         ("VMRESULT", [k, st, ms, bin, name]) => {
             let k: usize = k.parse().unwrap_or(0);
             let ms: u64 = ms.parse().unwrap_or(0);
+            let done = boot.progress.finish_one();
             if !boot.verbose {
                 println!(
-                    "xtask:   test {k}/{} {:<4} {name} ({:.2}s)",
-                    boot.expected,
+                    "xtask:   {}test {done}/{} {:<4} {name} ({:.2}s)",
+                    boot.tag,
+                    boot.progress.total,
                     st.to_uppercase(),
                     ms as f64 / 1000.0
                 );

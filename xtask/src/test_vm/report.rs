@@ -1,9 +1,7 @@
 //! One kernel's verdict: the guest's results checked against the tests it was given (a clean
 //! exit code alone proves nothing), the failed tests' output, and the matrix table.
 
-use std::time::Duration;
-
-use anyhow::Result;
+use std::time::{Duration, Instant};
 
 use super::guest::GuestTest;
 use super::kernel::Kernel;
@@ -16,33 +14,47 @@ use crate::project::display_rel;
 pub(super) struct Row {
     pub(super) kernel: String,
     pub(super) accel: &'static str,
+    /// VMs its tests were spread over.
+    pub(super) vms: usize,
     pub(super) passed: usize,
     pub(super) failed: Vec<String>,
     pub(super) skipped: usize,
+    /// QEMU start → `/init`, the fastest of its VMs.
     pub(super) boot: Option<Duration>,
+    /// QEMU start → first test started, the fastest of its VMs.
     pub(super) first: Option<Duration>,
+    /// Wall time from its first VM's start to its last VM's end.
     pub(super) total: Duration,
     pub(super) problems: Vec<String>,
 }
 
-/// Turns one boot's outcome into a row; a clean exit code alone proves nothing.
-pub(super) fn evaluate(
-    k: &Kernel,
-    accel: Accel,
-    tests: &[GuestTest],
-    out: &qemu::Outcome,
-    args: &Args,
-) -> Result<Row> {
+/// One VM's share of a kernel's run.
+#[derive(Debug)]
+pub(super) struct VmRun {
+    /// The tests it was given (indices into the tests).
+    pub(super) shard: Vec<usize>,
+    pub(super) outcome: qemu::Outcome,
+    pub(super) started: Instant,
+    pub(super) ended: Instant,
+}
+
+/// Turns one kernel's VMs into a row. Each VM is judged on its own: every test it was given
+/// must have a result, it must print the done marker, and QEMU's exit code must agree; a clean
+/// exit code alone proves nothing.
+pub(super) fn evaluate(k: &Kernel, accel: Accel, tests: &[GuestTest], vms: &[VmRun], args: &Args) -> Row {
+    let started = vms.iter().map(|v| v.started).min();
+    let ended = vms.iter().map(|v| v.ended).max();
     let mut row = Row {
         kernel: k.label.clone(),
         accel: accel.name(),
+        vms: vms.len(),
         passed: 0,
         failed: Vec::new(),
         skipped: tests.iter().filter(|t| t.ignored).count(),
-        boot: out.boot,
-        first: out.first_test,
-        total: out.total,
-        problems: out.problems.clone(),
+        boot: vms.iter().filter_map(|v| v.outcome.boot).min(),
+        first: vms.iter().filter_map(|v| v.outcome.first_test).min(),
+        total: started.zip(ended).map_or(Duration::ZERO, |(s, e)| e - s),
+        problems: Vec::new(),
     };
     let display = |bin: &str, name: &str| {
         tests
@@ -50,46 +62,58 @@ pub(super) fn evaluate(
             .find(|t| t.guest_bin == bin && t.name == name)
             .map_or(name.to_string(), |t| format!("{}: {name}", t.area))
     };
-    let console = std::fs::read_to_string(&out.console).unwrap_or_default();
-    for (k, st, _, bin, name) in &out.results {
-        match st.as_str() {
-            "pass" => row.passed += 1,
-            "skip" => row.skipped += 1,
-            _ => {
-                row.failed.push(display(bin, name));
-                print_test_output(&console, *k, name);
+    for (i, vm) in vms.iter().enumerate() {
+        let out = &vm.outcome;
+        let who = if vms.len() > 1 { format!("vm {}/{}: ", i + 1, vms.len()) } else { String::new() };
+        let failed_before = row.failed.len();
+        let console = std::fs::read_to_string(&out.console).unwrap_or_default();
+        for (k, st, _, bin, name) in &out.results {
+            match st.as_str() {
+                "pass" => row.passed += 1,
+                "skip" => row.skipped += 1,
+                _ => {
+                    row.failed.push(display(bin, name));
+                    print_test_output(&console, *k, name);
+                }
             }
         }
-    }
-    let mut wanted: Vec<(String, String)> =
-        tests.iter().filter(|t| !t.ignored).map(|t| (t.guest_bin.clone(), t.name.clone())).collect();
-    if args.inject_failure {
-        wanted.push((INJECTED_BIN.into(), INJECTED.into()));
-    }
-    for (bin, name) in &wanted {
-        if !out.results.iter().any(|r| &r.3 == bin && &r.4 == name) {
-            row.failed.push(format!("{} (no result)", display(bin, name)));
+        let mut wanted: Vec<(&str, &str)> =
+            vm.shard.iter().map(|&t| (tests[t].guest_bin.as_str(), tests[t].name.as_str())).collect();
+        // The guest injects the self-test's failing test into its first list only.
+        if args.inject_failure && i == 0 {
+            wanted.push((INJECTED_BIN, INJECTED));
         }
-    }
-    if !out.done {
-        row.problems.push("no done marker from the guest".into());
-    }
-    let want_exit = if row.failed.is_empty() { qemu::EXIT_PASS } else { qemu::EXIT_FAIL };
-    if out.exit != Some(want_exit) && row.problems.is_empty() {
-        row.problems.push(format!("QEMU exited with {:?}, expected {want_exit} (isa-debug-exit)", out.exit));
-    }
-    if !row.problems.is_empty() {
-        println!("xtask:   VM problem: {}", row.problems.join("; "));
-        let lines: Vec<&str> = console.lines().collect();
-        println!("xtask:   last lines of the console ({}):", display_rel(&out.console));
-        for l in &lines[lines.len().saturating_sub(40)..] {
-            println!("    | {l}");
+        for (bin, name) in wanted {
+            if !out.results.iter().any(|r| r.3 == bin && r.4 == name) {
+                row.failed.push(format!("{} (no result)", display(bin, name)));
+            }
         }
-        if lines.is_empty() {
-            println!("    (empty: the kernel boots with `quiet`; --verbose shows its whole log)");
+        let mut problems = out.problems.clone();
+        if !out.done {
+            problems.push("no done marker from the guest".into());
         }
+        let want_exit = if row.failed.len() == failed_before { qemu::EXIT_PASS } else { qemu::EXIT_FAIL };
+        if out.exit != Some(want_exit) && problems.is_empty() {
+            problems.push(format!("QEMU exited with {:?}, expected {want_exit} (isa-debug-exit)", out.exit));
+        }
+        if !problems.is_empty() {
+            println!("xtask:   {who}VM problem: {}", problems.join("; "));
+            print_console_tail(&console, &out.console);
+        }
+        row.problems.extend(problems.into_iter().map(|p| format!("{who}{p}")));
     }
-    Ok(row)
+    row
+}
+
+fn print_console_tail(console: &str, path: &std::path::Path) {
+    let lines: Vec<&str> = console.lines().collect();
+    println!("xtask:   last lines of the console ({}):", display_rel(path));
+    for l in &lines[lines.len().saturating_sub(40)..] {
+        println!("    | {l}");
+    }
+    if lines.is_empty() {
+        println!("    (empty: the kernel boots with `quiet`; --verbose shows its whole log)");
+    }
 }
 
 /// The failed test's output, which the guest framed on the console.
@@ -110,15 +134,16 @@ pub(super) fn print_table(rows: &[Row]) {
     let secs = |d: Option<Duration>| d.map_or("-".to_string(), |d| format!("{:.2}s", d.as_secs_f64()));
     let w = rows.iter().map(|r| r.kernel.len()).max().unwrap_or(6).max(6);
     println!(
-        "\n{:<w$}  {:>5}  {:>6}  {:>6}  {:>7}  {:>8}  {:>10}  {:>8}  verdict",
-        "kernel", "accel", "passed", "failed", "skipped", "boot", "first test", "total"
+        "\n{:<w$}  {:>5}  {:>3}  {:>6}  {:>6}  {:>7}  {:>8}  {:>10}  {:>8}  verdict",
+        "kernel", "accel", "vms", "passed", "failed", "skipped", "boot", "first test", "total"
     );
     for r in rows {
         let ok = r.failed.is_empty() && r.problems.is_empty();
         println!(
-            "{:<w$}  {:>5}  {:>6}  {:>6}  {:>7}  {:>8}  {:>10}  {:>8}  {}",
+            "{:<w$}  {:>5}  {:>3}  {:>6}  {:>6}  {:>7}  {:>8}  {:>10}  {:>8}  {}",
             r.kernel,
             r.accel,
+            r.vms,
             r.passed,
             r.failed.len(),
             r.skipped,
@@ -133,5 +158,8 @@ pub(super) fn print_table(rows: &[Row]) {
             println!("  failed on {}: {f}", r.kernel);
         }
     }
-    println!("(boot = QEMU start to the guest's /init; first test = QEMU start to the first test starting)");
+    println!(
+        "(boot = QEMU start to the guest's /init; first test = QEMU start to the first test starting, \
+         the fastest VM's; total = the kernel's wall time over its VMs)"
+    );
 }

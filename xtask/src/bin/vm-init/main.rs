@@ -19,8 +19,10 @@
 //! `===VMEND k===`. Then QEMU is left through isa-debug-exit: 0x10 all passed, 0x11 not.
 //!
 //! Inputs, written by the host into the initramfs: `/etc/vethlab/modules` (module names in
-//! load order, each at `/lib/modules/<name>.ko`), `/etc/vethlab/tests` (`<binary> <dir> <name>`
-//! per line), `/etc/vethlab/env` (`KEY=VALUE` lines added to every test's environment).
+//! load order, each at `/lib/modules/<name>.ko`), `/etc/vethlab/tests.<shard>` (`<binary> <dir>
+//! <name>` per line; the host boots one VM per shard, each with `vethlab.shard=<shard>`, default
+//! 0), `/etc/vethlab/env` (`KEY=VALUE` lines added to every test's environment). `k` in the
+//! protocol counts the tests of this shard.
 
 mod runner;
 mod sys;
@@ -43,6 +45,8 @@ struct Settings {
     test_timeout: Duration,
     /// Stop after this many tests (the host's boot-time benchmark runs only the first).
     max_tests: Option<usize>,
+    /// Which of the host's test lists this VM runs.
+    shard: usize,
 }
 
 impl Settings {
@@ -52,6 +56,7 @@ impl Settings {
             inject_failure: false,
             test_timeout: Duration::from_secs(120),
             max_tests: None,
+            shard: 0,
         };
         for word in cmdline.split_whitespace() {
             if let Some(v) = word.strip_prefix("vethlab.nonce=") {
@@ -60,6 +65,8 @@ impl Settings {
                 s.inject_failure = true;
             } else if let Some(v) = word.strip_prefix("vethlab.max_tests=") {
                 s.max_tests = v.parse().ok();
+            } else if let Some(v) = word.strip_prefix("vethlab.shard=") {
+                s.shard = v.parse().unwrap_or(0);
             } else if let Some(v) = word.strip_prefix("vethlab.test_timeout=")
                 && let Ok(secs) = v.parse()
             {
@@ -104,8 +111,14 @@ fn main() {
     report(&format!("VMREADY {nonce} {}", sys::uptime_ms()));
 
     let env = runner::test_env(&std::fs::read_to_string("/etc/vethlab/env").unwrap_or_default());
-    let mut list = std::fs::read_to_string("/etc/vethlab/tests").unwrap_or_default();
-    if settings.inject_failure {
+    let tests_file = format!("/etc/vethlab/tests.{}", settings.shard);
+    let mut list = std::fs::read_to_string(&tests_file).unwrap_or_else(|e| {
+        // An empty run still ends with a done marker; the host sees the missing results.
+        eprintln!("vethlab-init: reading {tests_file}: {e}");
+        String::new()
+    });
+    // The host's self-test injects its failing test into the first shard only.
+    if settings.inject_failure && settings.shard == 0 {
         list.push_str(INJECTED);
         list.push('\n');
     }
@@ -142,16 +155,17 @@ mod tests {
     fn settings_from_the_kernel_command_line() {
         let s = Settings::from_cmdline(
             "console=ttyS0 quiet vethlab.nonce=ab12 vethlab.test_timeout=30 vethlab.inject_failure=1 \
-             vethlab.max_tests=1\n",
+             vethlab.max_tests=1 vethlab.shard=3\n",
         );
+        assert_eq!(s.shard, 3);
         assert_eq!(s.nonce, "ab12");
         assert_eq!(s.test_timeout, Duration::from_secs(30));
         assert!(s.inject_failure);
         assert_eq!(s.max_tests, Some(1));
         let d = Settings::from_cmdline("console=ttyS0 vethlab.test_timeout=soon");
         assert_eq!(
-            (d.nonce.as_str(), d.test_timeout, d.inject_failure),
-            ("none", Duration::from_secs(120), false)
+            (d.nonce.as_str(), d.test_timeout, d.inject_failure, d.shard),
+            ("none", Duration::from_secs(120), false, 0)
         );
     }
 }
