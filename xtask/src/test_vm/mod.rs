@@ -143,7 +143,7 @@ pub fn run(mut args: Args) -> Result<()> {
     if std::env::var("VETHLAB_VM_INJECT_FAILURE").is_ok_and(|v| !v.is_empty() && v != "0") {
         args.inject_failure = true;
     }
-    let rows = run_rows(&args, false)?;
+    let rows = run_rows(&args, None)?;
     let failures: Vec<String> =
         rows.iter().flat_map(|r| r.failed.iter().map(move |f| format!("{}: {f}", r.kernel))).collect();
     let broken: Vec<&Row> = rows.iter().filter(|r| !r.problems.is_empty()).collect();
@@ -161,12 +161,14 @@ pub fn run(mut args: Args) -> Result<()> {
     Ok(())
 }
 
-/// Runs `test-vm` with an injected failing test next to the first real test and checks that it
-/// fails, naming the injected test, while the real test still passes.
+/// Runs `test-vm` with an injected failing test next to the first two real tests and checks
+/// that it fails, naming the injected test, while the real tests still pass.
 pub fn selftest(args: SelftestArgs) -> Result<()> {
     let mut vm = args.vm;
     vm.inject_failure = true;
-    let rows = run_rows(&vm, vm.filters.is_empty())?;
+    // Two real tests: with more than one VM they land on different VMs, so the run shows that
+    // a failure in one VM fails the whole run while the other VM passes.
+    let rows = run_rows(&vm, vm.filters.is_empty().then_some(2))?;
     for row in &rows {
         if !row.failed.iter().any(|f| f.contains(INJECTED)) {
             bail!(
@@ -187,8 +189,8 @@ pub fn selftest(args: SelftestArgs) -> Result<()> {
     Ok(())
 }
 
-/// Runs every kernel; `one_real_test` keeps only the first runnable test (for the self-test).
-fn run_rows(args: &Args, one_real_test: bool) -> Result<Vec<Row>> {
+/// Runs every kernel; `real_tests` keeps only the first runnable tests (for the self-test).
+fn run_rows(args: &Args, real_tests: Option<usize>) -> Result<Vec<Row>> {
     let started = Instant::now();
     let target = target_dir()?;
     let work = target.join("vm");
@@ -212,9 +214,9 @@ fn run_rows(args: &Args, one_real_test: bool) -> Result<Vec<Row>> {
     if !args.filters.is_empty() {
         tests.retain(|t| args.filters.iter().any(|f| t.name.contains(f.as_str())));
     }
-    if one_real_test {
+    if let Some(n) = real_tests {
         tests.retain(|t| !t.ignored);
-        tests.truncate(1);
+        tests.truncate(n);
     }
     let runnable = tests.iter().filter(|t| !t.ignored).count();
     println!("xtask: {runnable} test(s) from {} binaries", binaries.len());
