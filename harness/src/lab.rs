@@ -18,6 +18,30 @@ pub const NETNS_RUN_DIR: &str = "/run/netns";
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
+/// Gives this process a mount namespace of its own with an empty tmpfs on [`NETNS_RUN_DIR`], as
+/// `cargo xtask test` does for test binaries: the named namespaces its labs create are then
+/// invisible to the machine, and vanish with the process even when it is killed before the labs
+/// drop. Child processes (CNI plugins, netavark) inherit the view. Host mounts still propagate
+/// in; nothing propagates out.
+///
+/// Call it before the process starts any thread: the kernel refuses a new mount namespace to a
+/// process whose threads share its filesystem context.
+pub fn private_netns_dir() -> Result<()> {
+    unshare(CloneFlags::CLONE_NEWNS)
+        .context("unshare a mount namespace (must happen before any thread is started)")?;
+    mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_SLAVE, None::<&str>)
+        .context("make the mounts of the new mount namespace slaves of the host's")?;
+    std::fs::create_dir_all(NETNS_RUN_DIR).with_context(|| format!("create {NETNS_RUN_DIR}"))?;
+    mount(
+        Some("tmpfs"),
+        NETNS_RUN_DIR,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some("mode=0755"),
+    )
+    .with_context(|| format!("mount a private tmpfs on {NETNS_RUN_DIR}"))
+}
+
 /// A name no other lab in any process uses right now: `vl<pid>-<n>-<what>`, ≤ 15 bytes is not
 /// needed (these are file names), but short names keep `ip netns` output readable.
 fn unique(what: &str) -> String {
@@ -186,9 +210,12 @@ impl Lab {
             ContainerKind::Process => {
                 let mut cmd = Command::new("sleep");
                 cmd.arg("100000").stdin(Stdio::null()).stdout(Stdio::null());
-                // SAFETY: unshare is async-signal-safe.
+                // SAFETY: unshare and prctl are async-signal-safe.
                 unsafe {
                     std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+                        // Dies with the thread that made it, so a lab killed before its drop
+                        // leaves no container process (and no namespace it holds) behind.
+                        nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)?;
                         unshare(CloneFlags::CLONE_NEWNET).map_err(std::io::Error::from)
                     });
                 }

@@ -1,6 +1,15 @@
 //! Privileged tests of the `vethlab` command as a separate process, against a lab's host
 //! namespace (`--host-netns`) and state directory (`--state-dir`).
 
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::sys::signal::{Signal, kill, killpg};
+use nix::unistd::Pid;
+use vethlab_harness::cli::vethlab_bin;
+use vethlab_harness::lab::NETNS_RUN_DIR;
 use vethlab_harness::{ContainerKind, Lab, require_root};
 
 /// Every file of the state directory with its contents: "the state files as they were".
@@ -226,5 +235,77 @@ async fn rules_survive_the_process_and_leave_exactly() -> anyhow::Result<()> {
     assert_eq!(lab.host_snapshot().await?, with_one, "removing two left or took other rules");
     assert_eq!(lab.cli(&["network", "rm", "one"])?.code, 0);
     assert_eq!(lab.host_snapshot().await?, empty, "the table or ip_forward was left behind");
+    Ok(())
+}
+
+/// The named namespaces in a `/run/netns` (ours, or another process's through `/proc/PID/root`).
+fn netns_entries(dir: &str) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// A child process killed and reaped when dropped.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `vethlab conformance` killed in the middle of a scenario leaves nothing: its labs' named
+/// namespaces were only ever in a `/run/netns` private to it, and its container processes die
+/// with it.
+#[test]
+fn conformance_killed_midway_leaves_nothing() -> anyhow::Result<()> {
+    if !require_root!() {
+        return Ok(());
+    }
+    let ours = netns_entries(NETNS_RUN_DIR);
+    let child = Command::new(vethlab_bin()?)
+        .args(["conformance", "--scenario", "fifty_containers"])
+        .process_group(0)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let pid = i32::try_from(child.id())?;
+    // Killed if an assertion below fails first.
+    let mut child = KillOnDrop(child);
+    let child = &mut child.0;
+    // Its own view of /run/netns fills up while the scenario creates containers (half of them
+    // named namespaces, half processes).
+    let theirs = format!("/proc/{pid}/root{NETNS_RUN_DIR}");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut seen = Vec::new();
+    while seen.len() < 6 {
+        if Instant::now() > deadline || child.try_wait()?.is_some() {
+            let _ = child.kill();
+            anyhow::bail!("conformance never got to 6 named namespaces (saw {seen:?})");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        seen = netns_entries(&theirs);
+    }
+    assert_eq!(netns_entries(NETNS_RUN_DIR), ours, "the run's namespaces showed in our /run/netns");
+    kill(Pid::from_raw(pid), Signal::SIGKILL)?;
+    child.wait()?;
+
+    assert_eq!(netns_entries(NETNS_RUN_DIR), ours, "a killed run left named namespaces");
+    // Its container processes were in its process group; they must follow it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match killpg(Pid::from_raw(pid), None) {
+            Err(Errno::ESRCH) => break,
+            _ if Instant::now() > deadline => anyhow::bail!("container processes outlived the killed run"),
+            _ => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
     Ok(())
 }

@@ -1,7 +1,8 @@
 //! `vethlab conformance`: the scenario catalogue against each runtime given, every scenario in a
 //! throwaway lab, reported as a scenario × runtime matrix (table, JSON or JUnit XML). The work is
 //! the harness's (`vethlab_harness::conformance`); this module picks runtimes and scenarios and
-//! prints.
+//! prints. Its labs' named namespaces live in a `/run/netns` private to this process, so a run
+//! that is interrupted leaves nothing behind.
 
 use std::process::ExitCode;
 
@@ -15,6 +16,8 @@ pub async fn conformance(args: ConformanceArgs) -> Result<ExitCode> {
     if !nix::unistd::geteuid().is_root() {
         bail!("conformance needs root: every scenario builds network namespaces");
     }
+    // Before anything starts a thread (the async runtime is single-threaded and idle so far).
+    vethlab_harness::lab::private_netns_dir()?;
     let me = std::env::current_exe().context("locate the vethlab binary for the cli runtime")?;
     let specs = if args.runtimes.is_empty() { vec!["native".to_owned()] } else { args.runtimes };
     let mut runtimes =
