@@ -238,13 +238,16 @@ async fn rules_survive_the_process_and_leave_exactly() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The named namespaces in a `/run/netns` (ours, or another process's through `/proc/PID/root`).
-fn netns_entries(dir: &str) -> Vec<String> {
+/// The named namespaces that process `pid`'s labs made (`vl<pid>-…`) in a `/run/netns`: ours,
+/// or its own through `/proc/PID/root`. Other tests of this binary make theirs concurrently.
+fn lab_netns(dir: &str, pid: i32) -> Vec<String> {
+    let prefix = format!("vl{pid}-");
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .into_iter()
         .flatten()
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(&prefix))
         .collect();
     names.sort();
     names
@@ -268,7 +271,6 @@ fn conformance_killed_midway_leaves_nothing() -> anyhow::Result<()> {
     if !require_root!() {
         return Ok(());
     }
-    let ours = netns_entries(NETNS_RUN_DIR);
     let child = Command::new(vethlab_bin()?)
         .args(["conformance", "--scenario", "fifty_containers"])
         .process_group(0)
@@ -291,13 +293,17 @@ fn conformance_killed_midway_leaves_nothing() -> anyhow::Result<()> {
             anyhow::bail!("conformance never got to 6 named namespaces (saw {seen:?})");
         }
         std::thread::sleep(Duration::from_millis(20));
-        seen = netns_entries(&theirs);
+        seen = lab_netns(&theirs, pid);
     }
-    assert_eq!(netns_entries(NETNS_RUN_DIR), ours, "the run's namespaces showed in our /run/netns");
+    assert_eq!(
+        lab_netns(NETNS_RUN_DIR, pid),
+        Vec::<String>::new(),
+        "the run's namespaces showed in our /run/netns"
+    );
     kill(Pid::from_raw(pid), Signal::SIGKILL)?;
     child.wait()?;
 
-    assert_eq!(netns_entries(NETNS_RUN_DIR), ours, "a killed run left named namespaces");
+    assert_eq!(lab_netns(NETNS_RUN_DIR, pid), Vec::<String>::new(), "a killed run left named namespaces");
     // Its container processes were in its process group; they must follow it.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
