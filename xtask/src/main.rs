@@ -26,9 +26,9 @@ struct Cli {
 enum Command {
     /// fmt check, clippy, then every test binary inside a fresh throwaway network namespace.
     Test(test::Args),
-    /// The scenario suite inside throwaway QEMU VMs, one per kernel.
+    /// The scenario suite inside throwaway QEMU VMs (several per kernel, `--jobs`).
     TestVm(test_vm::Args),
-    /// Proves `test-vm` can fail: a guest with an injected failing test must make it exit non-zero.
+    /// Proves `test-vm` can fail: an injected failing test and a guest kernel panic must each fail it.
     TestVmSelftest(test_vm::SelftestArgs),
     /// Checks the CI workflow: ci/ and .github/ copies identical, valid YAML, only real commands.
     CheckCi,

@@ -161,10 +161,12 @@ pub fn run(mut args: Args) -> Result<()> {
     Ok(())
 }
 
-/// Runs `test-vm` with an injected failing test next to the first two real tests and checks
-/// that it fails, naming the injected test, while the real tests still pass.
+/// Proves the runner can fail: an injected failing test next to the first two real tests must
+/// fail the run, naming the injected test, while the real tests still pass; and a guest whose
+/// kernel panics before any test must fail the run although QEMU exits cleanly.
 pub fn selftest(args: SelftestArgs) -> Result<()> {
     let mut vm = args.vm;
+    let mut no_init = vm.clone();
     vm.inject_failure = true;
     // Two real tests: with more than one VM they land on different VMs, so the run shows that
     // a failure in one VM fails the whole run while the other VM passes.
@@ -185,7 +187,26 @@ pub fn selftest(args: SelftestArgs) -> Result<()> {
             );
         }
     }
-    println!("xtask: self-test passed: test-vm reports the injected failure ({INJECTED}) and exits non-zero");
+    println!("xtask: self-test: test-vm reports the injected failure ({INJECTED}) and exits non-zero");
+
+    // A guest that never runs a test: the kernel finds no init and panics, and with `panic=-1`
+    // and `-no-reboot` QEMU then exits with status 0, which must not pass.
+    println!("xtask: self-test: a guest whose kernel panics (no /init)");
+    no_init.append = Some(format!("{} rdinit=/vethlab-no-such-init", no_init.append.unwrap_or_default()));
+    no_init.inject_failure = false;
+    for row in run_rows(&no_init, Some(1))? {
+        let panicked = row.problems.iter().any(|p| p.contains("Kernel panic"));
+        if row.passed != 0 || !panicked || !row.problems.iter().any(|p| p.contains("no done marker")) {
+            bail!(
+                "self-test failed: on {} a guest without /init was not reported as a kernel panic with \
+                 no done marker: passed {}, problems {:?}",
+                row.kernel,
+                row.passed,
+                row.problems
+            );
+        }
+    }
+    println!("xtask: self-test passed: an injected failing test and a kernel panic both fail test-vm");
     Ok(())
 }
 
