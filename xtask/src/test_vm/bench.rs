@@ -43,6 +43,7 @@ pub(super) fn boot_times(p: &Prepared, accel: Accel, args: &Args) -> Result<Row>
             tag: "",
             progress: &progress,
             max_tests: Some(1),
+            run_command: false,
         };
         let out = boot(&vm, accel, args)?;
         row.total += out.total;

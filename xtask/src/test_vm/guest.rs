@@ -82,12 +82,13 @@ pub(super) struct GuestBinaries<'a> {
 }
 
 /// Writes the guest's initramfs to `out`; returns a one-line summary (modules, size). `shards`
-/// holds indices into `tests`: one list per VM (see `shard`).
+/// holds indices into `tests`: one list per VM (see `shard`). `command` is what `--run` runs.
 pub(super) fn build_initramfs(
     k: &Kernel,
     tests: &[GuestTest],
     shards: &[Vec<usize>],
     bins: GuestBinaries,
+    command: Option<&[String]>,
     out: &Path,
 ) -> Result<String> {
     let mut cpio = initramfs::Cpio::default();
@@ -102,6 +103,11 @@ pub(super) fn build_initramfs(
     cpio.stripped_binary(bins.init, "/init", &scratch)?;
     cpio.stripped_binary(bins.vethlab, "/bin/vethlab", &scratch)?;
     pack_tests(&mut cpio, tests, shards, &scratch)?;
+    if let Some(argv) = command {
+        // NUL-separated: arguments keep their spaces and quotes, nothing is parsed by a shell.
+        let words: Vec<u8> = argv.iter().flat_map(|w| w.bytes().chain([0])).collect();
+        cpio.file("/etc/vethlab/command", 0o644, &words);
+    }
     let summary = pack_modules(&mut cpio, k)?;
     let data = cpio.finish();
     std::fs::write(out, &data).with_context(|| format!("writing {}", out.display()))?;

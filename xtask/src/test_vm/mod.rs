@@ -22,6 +22,7 @@
 //!   iptables-nft with its extensions, Debian's CNI plugins in `/usr/lib/cni`, netavark.
 
 mod bench;
+mod command;
 mod guest;
 mod initramfs;
 mod kernel;
@@ -126,11 +127,19 @@ pub struct Args {
     /// guest's vCPUs; always 1 with --boots or --verbose).
     #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u32).range(1..=64))]
     jobs: Option<u32>,
+    /// Instead of the tests, run the command given after `--` in the guest (the same guest the
+    /// tests get), on this terminal; its exit status is ours. Without a command: an interactive
+    /// shell (leave it with `exit`; Ctrl-A X stops QEMU).
+    #[arg(long)]
+    run: bool,
     /// Add a test that always fails (also: env VETHLAB_VM_INJECT_FAILURE=1).
     #[arg(long)]
     inject_failure: bool,
     /// Only tests whose name contains one of these.
     filters: Vec<String>,
+    /// With --run: the command and its arguments.
+    #[arg(last = true, value_name = "CMD")]
+    command: Vec<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -140,6 +149,17 @@ pub struct SelftestArgs {
 }
 
 pub fn run(mut args: Args) -> Result<()> {
+    if args.run {
+        let status = command::run(&args)?;
+        if status != 0 {
+            println!("xtask: the command exited with status {status} in the guest");
+            std::process::exit(status);
+        }
+        return Ok(());
+    }
+    if !args.command.is_empty() {
+        bail!("a command after `--` needs --run (test names to filter by go before `--`)");
+    }
     if std::env::var("VETHLAB_VM_INJECT_FAILURE").is_ok_and(|v| !v.is_empty() && v != "0") {
         args.inject_failure = true;
     }
@@ -242,15 +262,7 @@ fn run_rows(args: &Args, real_tests: Option<usize>) -> Result<Vec<Row>> {
     let runnable = tests.iter().filter(|t| !t.ignored).count();
     println!("xtask: {runnable} test(s) from {} binaries", binaries.len());
 
-    let kernels: Vec<Kernel> = if let Some(path) = &args.kernel {
-        vec![kernel::from_path(path, args.modules.as_deref())?]
-    } else if args.kernel_version.is_empty() && args.minimal_kernel.is_empty() {
-        vec![kernel::default_kernel(&target)?]
-    } else {
-        let debian = args.kernel_version.iter().map(|v| kernel::debian(v, &target));
-        let minimal = args.minimal_kernel.iter().map(|s| minimal::kernel(s, &target));
-        debian.chain(minimal).collect::<Result<_>>()?
-    };
+    let kernels = kernels(args, &target)?;
     let images: Vec<PathBuf> = kernels.iter().map(|k| bootable_image(k, &work)).collect();
     let accel = choose_accel(args, &images[0], &work)?;
     let jobs = jobs(args, accel);
@@ -262,7 +274,7 @@ fn run_rows(args: &Args, real_tests: Option<usize>) -> Result<Vec<Row>> {
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let shards = split(&tests, &pool::Prepared::history_path(&dir), jobs);
         let initrd = dir.join("initramfs.cpio");
-        let loaded = build_initramfs(&kernel, &tests, &shards, bins, &initrd)?;
+        let loaded = build_initramfs(&kernel, &tests, &shards, bins, None, &initrd)?;
         println!("xtask:   modules: {loaded}");
         prepared.push(pool::Prepared { kernel, image, dir, initrd, shards });
     }
@@ -274,6 +286,20 @@ fn run_rows(args: &Args, real_tests: Option<usize>) -> Result<Vec<Row>> {
     print_table(&rows);
     println!("xtask: total wall time {:.1}s", started.elapsed().as_secs_f64());
     Ok(rows)
+}
+
+/// The kernels asked for: `--kernel`, else the `--kernel-version` and `--minimal-kernel` matrix,
+/// else the default one.
+fn kernels(args: &Args, target: &Path) -> Result<Vec<Kernel>> {
+    if let Some(path) = &args.kernel {
+        return Ok(vec![kernel::from_path(path, args.modules.as_deref())?]);
+    }
+    if args.kernel_version.is_empty() && args.minimal_kernel.is_empty() {
+        return Ok(vec![kernel::default_kernel(target)?]);
+    }
+    let debian = args.kernel_version.iter().map(|v| kernel::debian(v, target));
+    let minimal = args.minimal_kernel.iter().map(|s| minimal::kernel(s, target));
+    debian.chain(minimal).collect()
 }
 
 /// The kernel's uncompressed `vmlinux` (cut out once and cached), else its image as given.
@@ -345,6 +371,8 @@ struct Vm<'a> {
     progress: &'a qemu::Progress,
     /// Stop the guest after this many tests.
     max_tests: Option<usize>,
+    /// `--run`: the guest runs the command instead of tests, on this terminal.
+    run_command: bool,
 }
 
 /// The guest kernel's command line: console, our speed-ups, then what `/init` reads
@@ -368,6 +396,9 @@ fn kernel_cmdline(args: &Args, smp: u32, nonce: &str, vm: &Vm) -> String {
     if let Some(n) = vm.max_tests {
         cmdline += &format!(" vethlab.max_tests={n}");
     }
+    if vm.run_command {
+        cmdline += " vethlab.run=1";
+    }
     if let Some(extra) = &args.append {
         cmdline += &format!(" {extra}");
     }
@@ -389,11 +420,13 @@ fn boot(vm: &Vm, accel: Accel, args: &Args) -> Result<qemu::Outcome> {
         smp,
         dir: vm.dir,
         timeout,
-        silence: Duration::from_secs(args.test_timeout + 60),
+        // A command or a shell may be quiet for as long as it likes; only the overall timeout holds.
+        silence: if vm.run_command { timeout } else { Duration::from_secs(args.test_timeout + 60) },
         verbose: args.verbose,
         nonce: &nonce,
         tag: vm.tag,
         progress: vm.progress,
+        interactive: vm.run_command,
     };
     qemu::run(&boot)
 }
@@ -433,6 +466,15 @@ mod tests {
     }
 
     #[test]
+    fn filters_before_the_double_dash_a_command_after_it() {
+        let a = args(&["--run", "seed", "--", "vethlab", "network", "ls", "--format", "json"]);
+        assert!(a.run);
+        assert_eq!(a.filters, ["seed"]);
+        assert_eq!(a.command, ["vethlab", "network", "ls", "--format", "json"]);
+        assert!(args(&["--run"]).command.is_empty(), "no command: a shell");
+    }
+
+    #[test]
     fn one_vm_at_a_time_for_boot_figures_and_streamed_consoles() {
         assert_eq!(jobs(&args(&["--jobs", "3"]), Accel::Tcg), 3);
         assert_eq!(jobs(&args(&["--jobs", "3", "--verbose"]), Accel::Tcg), 1);
@@ -455,6 +497,7 @@ mod tests {
             tag: "",
             progress: &progress,
             max_tests,
+            run_command: shard == 1,
         };
         let one = kernel_cmdline(&a, 1, "n0nce", &vm(2, Some(1)));
         let words: Vec<&str> = one.split_whitespace().collect();
@@ -472,5 +515,9 @@ mod tests {
         assert_eq!(words.last(), Some(&"initcall_debug"));
         let two = kernel_cmdline(&args(&["--verbose"]), 2, "n", &vm(0, None));
         assert!(!two.contains("acpi=off") && !two.contains("quiet") && !two.contains("max_tests"), "{two}");
+        assert!(
+            !one.contains("vethlab.run=1")
+                && kernel_cmdline(&a, 1, "n", &vm(1, None)).contains("vethlab.run=1")
+        );
     }
 }

@@ -130,8 +130,16 @@ fn run_one(
     let dir = p.dir.join(format!("vm{shard}"));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let started = Instant::now();
-    let vm =
-        super::Vm { image: &p.image, initrd: &p.initrd, dir: &dir, shard, tag, progress, max_tests: None };
+    let vm = super::Vm {
+        image: &p.image,
+        initrd: &p.initrd,
+        dir: &dir,
+        shard,
+        tag,
+        progress,
+        max_tests: None,
+        run_command: false,
+    };
     let outcome = boot(&vm, accel, args)?;
     Ok(VmRun { shard: p.shards[shard].clone(), outcome, started, ended: Instant::now() })
 }

@@ -112,6 +112,8 @@ pub struct Boot<'a> {
     pub tag: &'a str,
     /// Shared by the VMs of one kernel, for its `k/N` progress lines.
     pub progress: &'a Progress,
+    /// The console on this terminal (input too), still logged to the console file: `--run`.
+    pub interactive: bool,
 }
 
 /// Tests finished so far over every VM of one kernel, out of how many.
@@ -149,6 +151,8 @@ pub struct Outcome {
     pub exit: Option<i32>,
     /// VM-level problems: panic, lockup, timeout, modules that failed to load, foreign lines.
     pub problems: Vec<String>,
+    /// The exit status of the `--run` command.
+    pub command_status: Option<i32>,
 }
 
 /// Console lines that mean the guest is broken, whatever happens next. An oops or BUG need not
@@ -168,15 +172,19 @@ pub fn run(boot: &Boot) -> Result<Outcome> {
         std::fs::write(f, b"").with_context(|| format!("creating {}", f.display()))?;
     }
     let mut cmd = base_command(boot.accel, boot.kernel, boot.memory_mib, boot.smp);
-    cmd.arg("-initrd")
-        .arg(boot.initramfs)
-        .arg("-append")
-        .arg(&boot.cmdline)
-        .arg("-serial")
-        .arg(format!("file:{}", console.display()))
-        .arg("-serial")
+    cmd.arg("-initrd").arg(boot.initramfs).arg("-append").arg(&boot.cmdline);
+    if boot.interactive {
+        // Ctrl-C goes to the guest; Ctrl-A X leaves QEMU (mux with the monitor on Ctrl-A C).
+        cmd.arg("-chardev")
+            .arg(format!("stdio,id=console,mux=on,signal=off,logfile={}", console.display()))
+            .args(["-serial", "chardev:console", "-mon", "chardev=console,mode=readline"])
+            .stdin(Stdio::inherit())
+            .stdout(Stdio::inherit());
+    } else {
+        cmd.arg("-serial").arg(format!("file:{}", console.display())).stdout(Stdio::null());
+    }
+    cmd.arg("-serial")
         .arg(format!("file:{}", results.display()))
-        .stdout(Stdio::null())
         .stderr(std::fs::File::create(boot.dir.join("qemu.stderr"))?);
     let started = Instant::now();
     let mut child = cmd.spawn().context("starting qemu-system-x86_64")?;
@@ -190,6 +198,7 @@ pub fn run(boot: &Boot) -> Result<Outcome> {
         done: false,
         exit: None,
         problems: Vec::new(),
+        command_status: None,
     };
     let mut con = Tail::open(&console)?;
     let mut res = Tail::open(&results)?;
@@ -285,6 +294,7 @@ fn handle_result_line(line: &str, boot: &Boot, started: Instant, out: &mut Outco
             }
             out.results.push((k, st.to_string(), ms, bin.to_string(), name.to_string()));
         }
+        ("VMCMD", [status]) => out.command_status = status.parse().ok(),
         ("VMDONE", _) => out.done = true,
         _ => out.problems.push(format!("unexpected result line: {line:?}")),
     }

@@ -15,6 +15,10 @@
 //! - `VMRESULT <nonce> <k> pass|fail|skip <duration_ms> <binary> <name>` when it ends;
 //! - `VMDONE <nonce> <count> <failed>` after the last one.
 //!
+//! With `vethlab.run=1` (`cargo xtask test-vm --run`) no test runs: `/init` runs the command in
+//! `/etc/vethlab/command` (its arguments NUL-separated; empty for an interactive shell) on the
+//! console, reports `VMCMD <nonce> <exit status>` and then `VMDONE`.
+//!
 //! A failed test's output goes to the console (ttyS0) framed by `===VMOUT k name===` and
 //! `===VMEND k===`. Then QEMU is left through isa-debug-exit: 0x10 all passed, 0x11 not.
 //!
@@ -47,6 +51,8 @@ struct Settings {
     max_tests: Option<usize>,
     /// Which of the host's test lists this VM runs.
     shard: usize,
+    /// Run `/etc/vethlab/command` instead of the tests.
+    run_command: bool,
 }
 
 impl Settings {
@@ -57,10 +63,13 @@ impl Settings {
             test_timeout: Duration::from_secs(120),
             max_tests: None,
             shard: 0,
+            run_command: false,
         };
         for word in cmdline.split_whitespace() {
             if let Some(v) = word.strip_prefix("vethlab.nonce=") {
                 s.nonce = v.to_string();
+            } else if word == "vethlab.run=1" {
+                s.run_command = true;
             } else if word == "vethlab.inject_failure=1" {
                 s.inject_failure = true;
             } else if let Some(v) = word.strip_prefix("vethlab.max_tests=") {
@@ -111,6 +120,13 @@ fn main() {
     report(&format!("VMREADY {nonce} {}", sys::uptime_ms()));
 
     let env = runner::test_env(&std::fs::read_to_string("/etc/vethlab/env").unwrap_or_default());
+    if settings.run_command {
+        let command = std::fs::read("/etc/vethlab/command").unwrap_or_default();
+        let status = runner::run_command(&command, &env);
+        report(&format!("VMCMD {nonce} {status}"));
+        report(&format!("VMDONE {nonce} 0 0"));
+        sys::exit_qemu(status == 0);
+    }
     let tests_file = format!("/etc/vethlab/tests.{}", settings.shard);
     let mut list = std::fs::read_to_string(&tests_file).unwrap_or_else(|e| {
         // An empty run still ends with a done marker; the host sees the missing results.
@@ -155,17 +171,18 @@ mod tests {
     fn settings_from_the_kernel_command_line() {
         let s = Settings::from_cmdline(
             "console=ttyS0 quiet vethlab.nonce=ab12 vethlab.test_timeout=30 vethlab.inject_failure=1 \
-             vethlab.max_tests=1 vethlab.shard=3\n",
+             vethlab.max_tests=1 vethlab.shard=3 vethlab.run=1\n",
         );
         assert_eq!(s.shard, 3);
+        assert!(s.run_command);
         assert_eq!(s.nonce, "ab12");
         assert_eq!(s.test_timeout, Duration::from_secs(30));
         assert!(s.inject_failure);
         assert_eq!(s.max_tests, Some(1));
         let d = Settings::from_cmdline("console=ttyS0 vethlab.test_timeout=soon");
         assert_eq!(
-            (d.nonce.as_str(), d.test_timeout, d.inject_failure, d.shard),
-            ("none", Duration::from_secs(120), false, 0)
+            (d.nonce.as_str(), d.test_timeout, d.inject_failure, d.shard, d.run_command),
+            ("none", Duration::from_secs(120), false, 0, false)
         );
     }
 }

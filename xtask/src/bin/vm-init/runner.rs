@@ -81,6 +81,37 @@ pub fn test_env(extra: &str) -> Vec<(String, String)> {
     env
 }
 
+/// `argv` from NUL-separated words; none means an interactive shell (job control needs a
+/// controlling terminal: busybox's `cttyhack` gives the shell the console as one).
+pub fn command_argv(command: &[u8]) -> Vec<String> {
+    let argv: Vec<String> = command
+        .split(|b| *b == 0)
+        .filter(|w| !w.is_empty())
+        .map(|w| String::from_utf8_lossy(w).into_owned())
+        .collect();
+    if argv.is_empty() {
+        return ["setsid", "cttyhack", "sh", "-l"].map(String::from).to_vec();
+    }
+    argv
+}
+
+/// Runs the `--run` command on the console (PID 1's own stdio); returns its exit status, 128 +
+/// the signal if one killed it, 127 if it could not start.
+pub fn run_command(command: &[u8], env: &[(String, String)]) -> i32 {
+    let argv = command_argv(command);
+    let status =
+        Command::new(&argv[0]).args(&argv[1..]).env_clear().envs(env.iter().map(|(k, v)| (k, v))).status();
+    match status {
+        Ok(s) => {
+            s.code().unwrap_or_else(|| 128 + std::os::unix::process::ExitStatusExt::signal(&s).unwrap_or(0))
+        }
+        Err(e) => {
+            eprintln!("vethlab-init: cannot start {argv:?}: {e}");
+            127
+        }
+    }
+}
+
 pub fn run(test: &TestSpec, env: &[(String, String)], timeout: Duration) -> Outcome {
     let started = Instant::now();
     let out_path = "/tmp/vethlab-test.out";
@@ -155,6 +186,20 @@ mod tests {
         assert_eq!(Status::from_libtest(true, none), Status::Fail, "a test that did not run");
         let ignored = "test result: ok. 0 passed; 0 failed; 1 ignored; 0 measured\n";
         assert_eq!(Status::from_libtest(true, ignored), Status::Skip);
+    }
+
+    #[test]
+    fn command_words_or_an_interactive_shell() {
+        assert_eq!(command_argv(b"vethlab\0demo\0"), ["vethlab", "demo"]);
+        assert_eq!(command_argv(b"sh\0-c\0ip link; exit 3"), ["sh", "-c", "ip link; exit 3"]);
+        assert_eq!(command_argv(b""), ["setsid", "cttyhack", "sh", "-l"]);
+    }
+
+    #[test]
+    fn a_command_status_is_its_exit_code_or_127() {
+        let env = test_env("");
+        assert_eq!(run_command(b"sh\0-c\0exit 3", &env), 3);
+        assert_eq!(run_command(b"/nonexistent/vethlab-command", &env), 127);
     }
 
     #[test]
