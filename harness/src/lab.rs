@@ -198,7 +198,9 @@ impl Lab {
         self.state.path()
     }
 
-    /// A container namespace of the given kind.
+    /// A container namespace of the given kind. A `Process` container dies with the thread that
+    /// made it (`PR_SET_PDEATHSIG`), so make it on a thread that outlives it: the test's or the
+    /// command's own, not a pool thread.
     pub fn container(&self, label: &str, kind: ContainerKind) -> Result<Container> {
         match kind {
             ContainerKind::Named => {
