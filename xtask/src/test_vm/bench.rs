@@ -31,6 +31,7 @@ pub(super) fn boot_times(p: &Prepared, accel: Accel, args: &Args) -> Result<Row>
         first: None,
         total: Duration::ZERO,
         problems: Vec::new(),
+        cases: Vec::new(),
     };
     for i in 1..=args.boots {
         println!("xtask:   boot {i}/{}", args.boots);

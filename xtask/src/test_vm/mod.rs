@@ -25,6 +25,7 @@ mod bench;
 mod command;
 mod guest;
 mod initramfs;
+mod junit;
 mod kernel;
 mod minimal;
 mod modules;
@@ -132,6 +133,10 @@ pub struct Args {
     /// shell (leave it with `exit`; Ctrl-A X stops QEMU).
     #[arg(long)]
     run: bool,
+    /// Also write the results as JUnit XML here (a suite per kernel, a failing `vm` case for a
+    /// broken VM).
+    #[arg(long, value_name = "PATH")]
+    junit: Option<PathBuf>,
     /// Add a test that always fails (also: env VETHLAB_VM_INJECT_FAILURE=1).
     #[arg(long)]
     inject_failure: bool,
@@ -164,6 +169,9 @@ pub fn run(mut args: Args) -> Result<()> {
         args.inject_failure = true;
     }
     let rows = run_rows(&args, None)?;
+    if let Some(path) = &args.junit {
+        junit::write(&rows, path)?;
+    }
     let failures: Vec<String> =
         rows.iter().flat_map(|r| r.failed.iter().map(move |f| format!("{}: {f}", r.kernel))).collect();
     let broken: Vec<&Row> = rows.iter().filter(|r| !r.problems.is_empty()).collect();

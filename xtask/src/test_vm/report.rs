@@ -26,6 +26,27 @@ pub(super) struct Row {
     /// Wall time from its first VM's start to its last VM's end.
     pub(super) total: Duration,
     pub(super) problems: Vec<String>,
+    /// Every test, for `--junit`.
+    pub(super) cases: Vec<Case>,
+}
+
+/// One test's outcome on one kernel.
+#[derive(Debug)]
+pub(super) struct Case {
+    /// The test binary's area, e.g. `harness tests/scenarios`.
+    pub(super) area: String,
+    pub(super) name: String,
+    pub(super) verdict: CaseVerdict,
+    pub(super) seconds: f64,
+}
+
+#[derive(Debug)]
+pub(super) enum CaseVerdict {
+    Pass,
+    /// Ignored, or skipped itself.
+    Skip,
+    /// With what the test printed, or why there is no result.
+    Fail(String),
 }
 
 /// One VM's share of a kernel's run.
@@ -55,27 +76,49 @@ pub(super) fn evaluate(k: &Kernel, accel: Accel, tests: &[GuestTest], vms: &[VmR
         first: vms.iter().filter_map(|v| v.outcome.first_test).min(),
         total: started.zip(ended).map_or(Duration::ZERO, |(s, e)| e - s),
         problems: Vec::new(),
+        cases: Vec::new(),
     };
-    let display = |bin: &str, name: &str| {
-        tests
-            .iter()
-            .find(|t| t.guest_bin == bin && t.name == name)
-            .map_or(name.to_string(), |t| format!("{}: {name}", t.area))
+    let area = |bin: &str, name: &str| {
+        tests.iter().find(|t| t.guest_bin == bin && t.name == name).map_or("injected", |t| t.area.as_str())
     };
+    let display = |bin: &str, name: &str| format!("{}: {name}", area(bin, name));
+    let case = |bin: &str, name: &str, verdict, seconds| Case {
+        area: area(bin, name).to_string(),
+        name: name.to_string(),
+        verdict,
+        seconds,
+    };
+    for t in tests.iter().filter(|t| t.ignored) {
+        row.cases.push(case(&t.guest_bin, &t.name, CaseVerdict::Skip, 0.0));
+    }
     for (i, vm) in vms.iter().enumerate() {
         let out = &vm.outcome;
         let who = if vms.len() > 1 { format!("vm {}/{}: ", i + 1, vms.len()) } else { String::new() };
         let failed_before = row.failed.len();
         let console = std::fs::read_to_string(&out.console).unwrap_or_default();
-        for (k, st, _, bin, name) in &out.results {
-            match st.as_str() {
-                "pass" => row.passed += 1,
-                "skip" => row.skipped += 1,
+        for (k, st, ms, bin, name) in &out.results {
+            let seconds = *ms as f64 / 1000.0;
+            let verdict = match st.as_str() {
+                "pass" => {
+                    row.passed += 1;
+                    CaseVerdict::Pass
+                }
+                "skip" => {
+                    row.skipped += 1;
+                    CaseVerdict::Skip
+                }
                 _ => {
                     row.failed.push(display(bin, name));
-                    print_test_output(&console, *k, name);
+                    let output = test_output(&console, *k, name);
+                    println!("xtask:   output of {name}:");
+                    let lines: Vec<&str> = output.lines().collect();
+                    for l in &lines[lines.len().saturating_sub(60)..] {
+                        println!("    | {l}");
+                    }
+                    CaseVerdict::Fail(output)
                 }
-            }
+            };
+            row.cases.push(case(bin, name, verdict, seconds));
         }
         let mut wanted: Vec<(&str, &str)> =
             vm.shard.iter().map(|&t| (tests[t].guest_bin.as_str(), tests[t].name.as_str())).collect();
@@ -86,6 +129,8 @@ pub(super) fn evaluate(k: &Kernel, accel: Accel, tests: &[GuestTest], vms: &[VmR
         for (bin, name) in wanted {
             if !out.results.iter().any(|r| r.3 == bin && r.4 == name) {
                 row.failed.push(format!("{} (no result)", display(bin, name)));
+                let why = format!("no result from the guest (console: {})", out.console.display());
+                row.cases.push(case(bin, name, CaseVerdict::Fail(why), 0.0));
             }
         }
         let mut problems = out.problems.clone();
@@ -117,17 +162,12 @@ fn print_console_tail(console: &str, path: &std::path::Path) {
 }
 
 /// The failed test's output, which the guest framed on the console.
-fn print_test_output(console: &str, k: usize, name: &str) {
+fn test_output(console: &str, k: usize, name: &str) -> String {
     let start = format!("===VMOUT {k} {name}===");
     let end = format!("===VMEND {k}===");
-    let Some(s) = console.find(&start) else { return };
+    let Some(s) = console.find(&start) else { return "(no output on the console)".into() };
     let body = &console[s + start.len()..];
-    let body = &body[..body.find(&end).unwrap_or(body.len())];
-    println!("xtask:   output of {name}:");
-    let lines: Vec<&str> = body.trim().lines().collect();
-    for l in &lines[lines.len().saturating_sub(60)..] {
-        println!("    | {l}");
-    }
+    body[..body.find(&end).unwrap_or(body.len())].trim().to_string()
 }
 
 pub(super) fn print_table(rows: &[Row]) {
