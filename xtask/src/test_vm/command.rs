@@ -26,6 +26,7 @@ pub(super) fn run(args: &Args) -> Result<i32> {
     let accel = choose_accel(args, &image, &work)?;
     let dir = work.join("runs").join(&kernel.label).join("run");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let _lock = super::pool::lock_run_dir(&dir)?;
     let initrd = dir.join("initramfs.cpio");
     let bins = GuestBinaries { init: &init, vethlab: &vethlab };
     build_initramfs(kernel, &[], &[Vec::new()], bins, Some(&args.command), &initrd)?;

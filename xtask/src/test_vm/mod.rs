@@ -280,11 +280,12 @@ fn run_rows(args: &Args, real_tests: Option<usize>) -> Result<Vec<Row>> {
         println!("xtask: kernel {}: building initramfs", kernel.label);
         let dir = work.join("runs").join(&kernel.label);
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let lock = pool::lock_run_dir(&dir)?;
         let shards = split(&tests, &pool::Prepared::history_path(&dir), jobs);
         let initrd = dir.join("initramfs.cpio");
         let loaded = build_initramfs(&kernel, &tests, &shards, bins, None, &initrd)?;
         println!("xtask:   modules: {loaded}");
-        prepared.push(pool::Prepared { kernel, image, dir, initrd, shards });
+        prepared.push(pool::Prepared { kernel, image, dir, initrd, shards, _lock: lock });
     }
     let rows = if args.boots > 0 {
         prepared.iter().map(|p| bench::boot_times(p, accel, args)).collect::<Result<Vec<_>>>()?

@@ -29,12 +29,31 @@ pub(super) struct Prepared {
     pub(super) initrd: PathBuf,
     /// Indices into the tests, one list per VM.
     pub(super) shards: Vec<Vec<usize>>,
+    /// Held for the whole run: see [`lock_run_dir`].
+    pub(super) _lock: std::fs::File,
 }
 
 impl Prepared {
     /// Where the durations of this kernel's last run are kept.
     pub(super) fn history_path(dir: &Path) -> PathBuf {
         dir.join("durations.tsv")
+    }
+}
+
+/// Locks a kernel's run directory for this process: a second `test-vm` on the same target
+/// directory would overwrite its initramfs and consoles mid-run. The lock goes with the process.
+pub(super) fn lock_run_dir(dir: &Path) -> Result<std::fs::File> {
+    let path = dir.join(".lock");
+    let file = std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "{} is in use by another `cargo xtask test-vm` (it holds {}): wait for it, or give this \
+             one another CARGO_TARGET_DIR",
+            dir.display(),
+            path.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => Err(e).with_context(|| format!("locking {}", path.display())),
     }
 }
 
@@ -157,5 +176,20 @@ fn save_history(p: &Prepared, tests: &[GuestTest], vms: &[VmRun]) {
     );
     if let Err(e) = history.save(&path) {
         println!("xtask:   cannot save test durations to {}: {e}", path.display());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_directory_is_one_runs_at_a_time() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let held = lock_run_dir(dir.path()).expect("first lock");
+        let err = lock_run_dir(dir.path()).expect_err("a second lock must be refused");
+        assert!(format!("{err:#}").contains("in use by another `cargo xtask test-vm`"), "{err:#}");
+        drop(held);
+        lock_run_dir(dir.path()).expect("free again once released");
     }
 }
