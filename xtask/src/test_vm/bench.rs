@@ -48,7 +48,7 @@ pub(super) fn boot_times(p: &Prepared, accel: Accel, args: &Args) -> Result<Row>
         };
         let out = boot(&vm, accel, args)?;
         row.total += out.total;
-        let first_passed = out.results.first().is_some_and(|r| r.1 == "pass");
+        let first_passed = out.results.first().is_some_and(|r| r.status == "pass");
         if !out.done || !first_passed || out.exit != Some(qemu::EXIT_PASS) {
             row.failed.push(format!("boot {i}: the first test did not pass cleanly (see {})", dir.display()));
             row.problems.extend(out.problems);

@@ -171,8 +171,8 @@ fn save_history(p: &Prepared, tests: &[GuestTest], vms: &[VmRun]) {
     history.record(
         vms.iter()
             .flat_map(|vm| &vm.outcome.results)
-            .filter(|r| known(&r.3, &r.4))
-            .map(|r| (r.3.as_str(), r.4.as_str(), r.2)),
+            .filter(|r| known(&r.bin, &r.name))
+            .map(|r| (r.bin.as_str(), r.name.as_str(), r.ms)),
     );
     if let Err(e) = history.save(&path) {
         println!("xtask:   cannot save test durations to {}: {e}", path.display());

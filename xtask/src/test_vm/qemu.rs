@@ -116,6 +116,24 @@ pub struct Boot<'a> {
     pub interactive: bool,
 }
 
+/// One `VMRESULT` line: test `k` of its VM, `pass`, `fail` or `skip`, how long it took.
+#[derive(Debug, Clone)]
+pub struct GuestResult {
+    pub k: usize,
+    pub status: String,
+    pub ms: u64,
+    /// The test binary inside the guest (`/tests/…`).
+    pub bin: String,
+    pub name: String,
+}
+
+impl GuestResult {
+    /// Whether this is the result of test `name` of `bin`.
+    pub fn is(&self, bin: &str, name: &str) -> bool {
+        self.bin == bin && self.name == name
+    }
+}
+
 /// Tests finished so far over every VM of one kernel, out of how many.
 #[derive(Debug)]
 pub struct Progress {
@@ -145,8 +163,8 @@ pub struct Outcome {
     /// QEMU start → the first test started.
     pub first_test: Option<Duration>,
     pub total: Duration,
-    /// Result lines carrying our nonce: `(k, status, duration_ms, guest_binary, test)`.
-    pub results: Vec<(usize, String, u64, String, String)>,
+    /// Result lines carrying our nonce.
+    pub results: Vec<GuestResult>,
     pub done: bool,
     pub exit: Option<i32>,
     /// VM-level problems: panic, lockup, timeout, modules that failed to load, foreign lines.
@@ -292,7 +310,8 @@ fn handle_result_line(line: &str, boot: &Boot, started: Instant, out: &mut Outco
                     ms as f64 / 1000.0
                 );
             }
-            out.results.push((k, st.to_string(), ms, bin.to_string(), name.to_string()));
+            let (status, bin, name) = (st.to_string(), bin.to_string(), name.to_string());
+            out.results.push(GuestResult { k, status, ms, bin, name });
         }
         ("VMCMD", [status]) => out.command_status = status.parse().ok(),
         ("VMDONE", _) => out.done = true,

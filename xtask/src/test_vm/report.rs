@@ -96,9 +96,10 @@ pub(super) fn evaluate(k: &Kernel, accel: Accel, tests: &[GuestTest], vms: &[VmR
         let who = if vms.len() > 1 { format!("vm {}/{}: ", i + 1, vms.len()) } else { String::new() };
         let failed_before = row.failed.len();
         let console = std::fs::read_to_string(&out.console).unwrap_or_default();
-        for (k, st, ms, bin, name) in &out.results {
-            let seconds = *ms as f64 / 1000.0;
-            let verdict = match st.as_str() {
+        for res in &out.results {
+            let (bin, name) = (res.bin.as_str(), res.name.as_str());
+            let seconds = res.ms as f64 / 1000.0;
+            let verdict = match res.status.as_str() {
                 "pass" => {
                     row.passed += 1;
                     CaseVerdict::Pass
@@ -109,7 +110,7 @@ pub(super) fn evaluate(k: &Kernel, accel: Accel, tests: &[GuestTest], vms: &[VmR
                 }
                 _ => {
                     row.failed.push(display(bin, name));
-                    let output = test_output(&console, *k, name);
+                    let output = test_output(&console, res.k, name);
                     println!("xtask:   output of {name}:");
                     let lines: Vec<&str> = output.lines().collect();
                     for l in &lines[lines.len().saturating_sub(60)..] {
@@ -127,7 +128,7 @@ pub(super) fn evaluate(k: &Kernel, accel: Accel, tests: &[GuestTest], vms: &[VmR
             wanted.push((INJECTED_BIN, INJECTED));
         }
         for (bin, name) in wanted {
-            if !out.results.iter().any(|r| r.3 == bin && r.4 == name) {
+            if !out.results.iter().any(|r| r.is(bin, name)) {
                 row.failed.push(format!("{} (no result)", display(bin, name)));
                 let why = format!("no result from the guest (console: {})", out.console.display());
                 row.cases.push(case(bin, name, CaseVerdict::Fail(why), 0.0));
