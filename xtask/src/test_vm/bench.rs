@@ -12,6 +12,7 @@ use anyhow::{Context, Result};
 
 use super::pool::Prepared;
 use super::qemu::{self, Accel, Progress};
+use super::report::{Case, CaseVerdict};
 use super::{Args, Row, Vm, boot};
 
 /// Boots `p` `--boots` times, one VM at a time; the row holds the medians.
@@ -20,19 +21,8 @@ pub(super) fn boot_times(p: &Prepared, accel: Accel, args: &Args) -> Result<Row>
     let dir = p.dir.join("vm0");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let (mut inits, mut readies, mut firsts) = (Vec::new(), Vec::new(), Vec::new());
-    let mut row = Row {
-        kernel: k.label.clone(),
-        accel: accel.name(),
-        vms: 1,
-        passed: 0,
-        failed: Vec::new(),
-        skipped: 0,
-        boot: None,
-        first: None,
-        total: Duration::ZERO,
-        problems: Vec::new(),
-        cases: Vec::new(),
-    };
+    // One case per boot: it passes when the guest came up and ran its first test cleanly.
+    let mut row = Row::new(&k.label, accel, 1);
     for i in 1..=args.boots {
         println!("xtask:   boot {i}/{}", args.boots);
         let progress = Progress::new(1);
@@ -49,17 +39,28 @@ pub(super) fn boot_times(p: &Prepared, accel: Accel, args: &Args) -> Result<Row>
         let out = boot(&vm, accel, args)?;
         row.total += out.total;
         let first_passed = out.results.first().is_some_and(|r| r.status == "pass");
-        if !out.done || !first_passed || out.exit != Some(qemu::EXIT_PASS) {
-            row.failed.push(format!("boot {i}: the first test did not pass cleanly (see {})", dir.display()));
+        let clean = out.done && first_passed && out.exit == Some(qemu::EXIT_PASS);
+        let verdict = if clean {
+            CaseVerdict::Pass
+        } else {
+            CaseVerdict::Fail(format!("the first test did not pass cleanly (see {})", dir.display()))
+        };
+        let seconds = out.total.as_secs_f64();
+        row.cases.push(Case {
+            area: "boot-time benchmark".into(),
+            name: format!("boot {i}"),
+            verdict,
+            seconds,
+        });
+        if !clean {
             row.problems.extend(out.problems);
             continue;
         }
-        row.passed += 1;
         inits.extend(out.boot);
         readies.extend(out.modules_ready);
         firsts.extend(out.first_test);
     }
-    println!("xtask:   boot times over {} boot(s) of {} ({}):", row.passed, k.label, accel.name());
+    println!("xtask:   boot times over {} boot(s) of {} ({}):", row.passed(), k.label, accel.name());
     for (what, samples) in
         [("/init started", &mut inits), ("modules loaded", &mut readies), ("first test started", &mut firsts)]
     {

@@ -21,9 +21,9 @@ fn render(rows: &[Row]) -> String {
     let mut out =
         String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"vethlab test-vm\">\n");
     for row in rows {
-        let failures = row.cases.iter().filter(|c| matches!(c.verdict, CaseVerdict::Fail(_))).count()
+        let failures = row.cases.iter().filter(|c| c.verdict.is_failure()).count()
             + usize::from(!row.problems.is_empty());
-        let skipped = row.cases.iter().filter(|c| matches!(c.verdict, CaseVerdict::Skip)).count();
+        let skipped = row.skipped();
         let _ = writeln!(
             out,
             "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failures}\" skipped=\"{skipped}\" time=\"{:.3}\">",
@@ -42,7 +42,7 @@ fn render(rows: &[Row]) -> String {
             match &case.verdict {
                 CaseVerdict::Pass => out += "/>\n",
                 CaseVerdict::Skip => out += ">\n      <skipped/>\n    </testcase>\n",
-                CaseVerdict::Fail(output) => {
+                CaseVerdict::Fail(output) | CaseVerdict::NoResult(output) => {
                     let first = output.lines().next().unwrap_or("failed");
                     let _ = writeln!(
                         out,
@@ -85,6 +85,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::test_vm::qemu::Accel;
     use crate::test_vm::report::Case;
 
     fn row(problems: Vec<String>) -> Row {
@@ -94,47 +95,38 @@ mod tests {
             verdict,
             seconds: 1.5,
         };
-        Row {
-            kernel: "6.12.118+deb12-amd64".into(),
-            accel: "tcg",
-            vms: 2,
-            passed: 1,
-            failed: vec!["harness tests/scenarios: seed".into()],
-            skipped: 1,
-            boot: None,
-            first: None,
-            total: Duration::from_secs(30),
-            problems,
-            cases: vec![
-                case("two_networks", CaseVerdict::Pass),
-                case("slow", CaseVerdict::Skip),
-                case(
-                    "seed",
-                    CaseVerdict::Fail("assertion `left == right` failed <a & b>\n\u{1b}[31mred".into()),
-                ),
-            ],
-        }
+        let mut row = Row::new("6.12.118+deb12-amd64", Accel::Tcg, 2);
+        row.total = Duration::from_secs(30);
+        row.problems = problems;
+        row.cases = vec![
+            case("two_networks", CaseVerdict::Pass),
+            case("slow", CaseVerdict::Skip),
+            case("seed", CaseVerdict::Fail("assertion `left == right` failed <a & b>\n\u{1b}[31mred".into())),
+            case("lost", CaseVerdict::NoResult("no result from the guest (console: vm1/console.log)".into())),
+        ];
+        row
     }
 
     #[test]
     fn a_suite_per_kernel_with_failures_escaped() {
         let xml = render(&[row(Vec::new())]);
         assert!(xml.contains(
-            "<testsuite name=\"6.12.118+deb12-amd64\" tests=\"3\" failures=\"1\" skipped=\"1\" time=\"30.000\">"
+            "<testsuite name=\"6.12.118+deb12-amd64\" tests=\"4\" failures=\"2\" skipped=\"1\" time=\"30.000\">"
         ));
         assert!(xml.contains(
             "<testcase classname=\"6.12.118+deb12-amd64.harness tests/scenarios\" name=\"two_networks\" time=\"1.500\"/>"
         ));
         assert!(xml.contains("<failure message=\"assertion `left == right` failed &lt;a &amp; b&gt;\">"));
         assert!(!xml.contains('\u{1b}'), "control characters are not XML");
-        assert_eq!(xml.matches("<testcase ").count(), 3);
+        assert!(xml.contains("<failure message=\"no result from the guest (console: vm1/console.log)\">"));
+        assert_eq!(xml.matches("<testcase ").count(), 4);
         assert!(!xml.contains("name=\"vm\""));
     }
 
     #[test]
     fn a_broken_vm_is_a_failing_testcase_of_its_own() {
         let xml = render(&[row(vec!["vm 2/2: no done marker from the guest".into()])]);
-        assert!(xml.contains("tests=\"4\" failures=\"2\""), "{xml}");
+        assert!(xml.contains("tests=\"5\" failures=\"3\""), "{xml}");
         assert!(xml.contains("name=\"vm\""));
         assert!(xml.contains("<failure message=\"vm 2/2: no done marker from the guest\">"));
     }

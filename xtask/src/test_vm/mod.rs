@@ -173,7 +173,7 @@ pub fn run(mut args: Args) -> Result<()> {
         junit::write(&rows, path)?;
     }
     let failures: Vec<String> =
-        rows.iter().flat_map(|r| r.failed.iter().map(move |f| format!("{}: {f}", r.kernel))).collect();
+        rows.iter().flat_map(|r| r.failed().into_iter().map(move |f| format!("{}: {f}", r.kernel))).collect();
     let broken: Vec<&Row> = rows.iter().filter(|r| !r.problems.is_empty()).collect();
     if !failures.is_empty() || !broken.is_empty() {
         let mut msg = String::new();
@@ -200,17 +200,18 @@ pub fn selftest(args: SelftestArgs) -> Result<()> {
     // a failure in one VM fails the whole run while the other VM passes.
     let rows = run_rows(&vm, vm.filters.is_empty().then_some(2))?;
     for row in &rows {
-        if !row.failed.iter().any(|f| f.contains(INJECTED)) {
+        let failed = row.failed();
+        if !failed.iter().any(|f| f.contains(INJECTED)) {
             bail!(
                 "self-test failed: on {} the injected test {INJECTED} was not reported as failed",
                 row.kernel
             );
         }
-        if row.failed.len() != 1 || !row.problems.is_empty() {
+        if failed.len() != 1 || !row.problems.is_empty() {
             bail!(
                 "self-test failed: on {} more than the injected test failed: {:?} {:?}",
                 row.kernel,
-                row.failed,
+                failed,
                 row.problems
             );
         }
@@ -224,12 +225,12 @@ pub fn selftest(args: SelftestArgs) -> Result<()> {
     no_init.inject_failure = false;
     for row in run_rows(&no_init, Some(1))? {
         let panicked = row.problems.iter().any(|p| p.contains("Kernel panic"));
-        if row.passed != 0 || !panicked || !row.problems.iter().any(|p| p.contains("no done marker")) {
+        if row.passed() != 0 || !panicked || !row.problems.iter().any(|p| p.contains("no done marker")) {
             bail!(
                 "self-test failed: on {} a guest without /init was not reported as a kernel panic with \
                  no done marker: passed {}, problems {:?}",
                 row.kernel,
-                row.passed,
+                row.passed(),
                 row.problems
             );
         }

@@ -130,7 +130,7 @@ pub(super) fn run_all(
         while let Some((_, run)) = runs.next_if(|(job, _)| job.kernel == i) {
             vms.push(run?);
         }
-        let row = evaluate(&p.kernel, accel, tests, &vms, args);
+        let row = evaluate(&p.kernel, accel, tests, &p.shards, &vms, args);
         save_history(p, tests, &vms);
         rows.push(row);
     }
@@ -160,7 +160,7 @@ fn run_one(
         run_command: false,
     };
     let outcome = boot(&vm, accel, args)?;
-    Ok(VmRun { shard: p.shards[shard].clone(), outcome, started, ended: Instant::now() })
+    Ok(VmRun { shard, outcome, started, ended: Instant::now() })
 }
 
 /// Keeps this run's durations for the next run's split; a failure to write only costs balance.
