@@ -282,16 +282,17 @@ fn run_rows(args: &Args, real_tests: Option<usize>) -> Result<Vec<Row>> {
         let dir = work.join("runs").join(&kernel.label);
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let lock = pool::lock_run_dir(&dir)?;
-        let shards = split(&tests, &pool::Prepared::history_path(&dir), jobs);
+        let history = shard::History::load(&dir);
+        let shards = split(&tests, &history, jobs);
         let initrd = dir.join("initramfs.cpio");
         let loaded = build_initramfs(&kernel, &tests, &shards, bins, None, &initrd)?;
         println!("xtask:   modules: {loaded}");
-        prepared.push(pool::Prepared { kernel, image, dir, initrd, shards, _lock: lock });
+        prepared.push(pool::Prepared { kernel, image, dir, initrd, shards, history, _lock: lock });
     }
     let rows = if args.boots > 0 {
         prepared.iter().map(|p| bench::boot_times(p, accel, args)).collect::<Result<Vec<_>>>()?
     } else {
-        pool::run_all(&prepared, &tests, accel, jobs, args)?
+        pool::run_all(&mut prepared, &tests, accel, jobs, args)?
     };
     print_table(&rows);
     println!("xtask: total wall time {:.1}s", started.elapsed().as_secs_f64());
@@ -355,10 +356,10 @@ fn jobs(args: &Args, accel: Accel) -> usize {
 }
 
 /// The runnable tests split into at most `vms` lists by the durations of the last run.
-fn split(tests: &[GuestTest], history: &Path, vms: usize) -> Vec<Vec<usize>> {
+fn split(tests: &[GuestTest], history: &shard::History, vms: usize) -> Vec<Vec<usize>> {
     let runnable: Vec<usize> = (0..tests.len()).filter(|&i| !tests[i].ignored).collect();
-    let weights = shard::History::load(history)
-        .weights(runnable.iter().map(|&i| (tests[i].guest_bin.as_str(), tests[i].name.as_str())));
+    let weights =
+        history.weights(runnable.iter().map(|&i| (tests[i].guest_bin.as_str(), tests[i].name.as_str())));
     shard::assign(&weights, vms).into_iter().map(|l| l.into_iter().map(|i| runnable[i]).collect()).collect()
 }
 

@@ -29,15 +29,10 @@ pub(super) struct Prepared {
     pub(super) initrd: PathBuf,
     /// Indices into the tests, one list per VM.
     pub(super) shards: Vec<Vec<usize>>,
+    /// Durations of the kernel's earlier runs: how `shards` were split, updated by this run.
+    pub(super) history: History,
     /// Held for the whole run: see [`lock_run_dir`].
     pub(super) _lock: std::fs::File,
-}
-
-impl Prepared {
-    /// Where the durations of this kernel's last run are kept.
-    pub(super) fn history_path(dir: &Path) -> PathBuf {
-        dir.join("durations.tsv")
-    }
 }
 
 /// Locks a kernel's run directory for this process: a second `test-vm` on the same target
@@ -66,7 +61,7 @@ struct Job {
 
 /// Boots every shard of every kernel, `jobs` VMs at a time; one row per kernel, in order.
 pub(super) fn run_all(
-    prepared: &[Prepared],
+    prepared: &mut [Prepared],
     tests: &[GuestTest],
     accel: Accel,
     jobs: usize,
@@ -84,7 +79,7 @@ pub(super) fn run_all(
         .iter()
         .map(|p| Progress::new(p.shards.iter().map(Vec::len).sum::<usize>() + injected))
         .collect();
-    for p in prepared {
+    for p in prepared.iter() {
         let n = p.shards.len();
         let tests_count: usize = p.shards.iter().map(Vec::len).sum();
         println!(
@@ -99,6 +94,7 @@ pub(super) fn run_all(
     }
 
     let queue = Mutex::new(queue);
+    let ready: &[Prepared] = prepared;
     let runs: Mutex<Vec<(Job, Result<VmRun>)>> = Mutex::new(Vec::new());
     std::thread::scope(|scope| {
         for _ in 0..workers {
@@ -106,10 +102,10 @@ pub(super) fn run_all(
                 loop {
                     let job = queue.lock().unwrap_or_else(PoisonError::into_inner).pop_front();
                     let Some(job) = job else { break };
-                    let p = &prepared[job.kernel];
+                    let p = &ready[job.kernel];
                     let tag = if alone {
                         String::new()
-                    } else if prepared.len() == 1 {
+                    } else if ready.len() == 1 {
                         format!("[vm {}/{}] ", job.shard + 1, p.shards.len())
                     } else {
                         format!("[{} vm {}/{}] ", p.kernel.label, job.shard + 1, p.shards.len())
@@ -125,7 +121,7 @@ pub(super) fn run_all(
     runs.sort_by_key(|(job, _)| (job.kernel, job.shard));
     let mut rows = Vec::new();
     let mut runs = runs.into_iter().peekable();
-    for (i, p) in prepared.iter().enumerate() {
+    for (i, p) in prepared.iter_mut().enumerate() {
         let mut vms = Vec::new();
         while let Some((_, run)) = runs.next_if(|(job, _)| job.kernel == i) {
             vms.push(run?);
@@ -164,9 +160,8 @@ fn run_one(
 }
 
 /// Keeps this run's durations for the next run's split; a failure to write only costs balance.
-fn save_history(p: &Prepared, tests: &[GuestTest], vms: &[VmRun]) {
-    let path = Prepared::history_path(&p.dir);
-    let mut history = History::load(&path);
+fn save_history(p: &mut Prepared, tests: &[GuestTest], vms: &[VmRun]) {
+    let history = &mut p.history;
     let known = |bin: &str, name: &str| tests.iter().any(|t| t.guest_bin == bin && t.name == name);
     history.record(
         vms.iter()
@@ -174,8 +169,8 @@ fn save_history(p: &Prepared, tests: &[GuestTest], vms: &[VmRun]) {
             .filter(|r| known(&r.bin, &r.name))
             .map(|r| (r.bin.as_str(), r.name.as_str(), r.ms)),
     );
-    if let Err(e) = history.save(&path) {
-        println!("xtask:   cannot save test durations to {}: {e}", path.display());
+    if let Err(e) = history.save() {
+        println!("xtask:   cannot save test durations to {}: {e}", history.path().display());
     }
 }
 

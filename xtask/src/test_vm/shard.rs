@@ -4,25 +4,30 @@
 //!
 //! The split balances measured time, not test counts: one test can take a third of the suite
 //! (`every_spec_version_end_to_end` starts Debian's Go CNI plugins dozens of times). Durations
-//! from the last run of that kernel are kept in `durations.tsv` next to its run directory; the
+//! from the last run of that kernel are kept in `durations.tsv` in its run directory; the
 //! longest test goes first onto the least-loaded VM (the LPT rule), and each VM runs its tests
 //! in catalogue order so that a run stays reproducible.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Weight of a test never measured: the median of the measured ones, else one second.
 const UNKNOWN_MS: u64 = 1000;
 
-/// Test durations in milliseconds from an earlier run, by `(guest binary, test name)`.
-#[derive(Debug, Default)]
-pub(super) struct History(BTreeMap<(String, String), u64>);
+/// Test durations in milliseconds from an earlier run of one kernel, by `(guest binary, test
+/// name)`, and the file they live in.
+#[derive(Debug)]
+pub(super) struct History {
+    path: PathBuf,
+    times: BTreeMap<(String, String), u64>,
+}
 
 impl History {
-    /// The durations saved at `path`; a missing or unreadable file is an empty history (the
-    /// split is then by count, which is still correct, only less even).
-    pub(super) fn load(path: &Path) -> History {
-        let text = std::fs::read_to_string(path).unwrap_or_default();
+    /// The durations saved in a kernel's run directory; a missing or unreadable file is an empty
+    /// history (the split is then by count, which is still correct, only less even).
+    pub(super) fn load(run_dir: &Path) -> History {
+        let path = run_dir.join("durations.tsv");
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
         let mut map = BTreeMap::new();
         for line in text.lines() {
             let mut f = line.splitn(3, '\t');
@@ -32,29 +37,37 @@ impl History {
                 map.insert((bin.to_string(), name.to_string()), ms);
             }
         }
-        History(map)
+        History { path, times: map }
     }
 
     /// Records what this run measured, keeping older figures for tests it did not run.
     pub(super) fn record<'a>(&mut self, results: impl IntoIterator<Item = (&'a str, &'a str, u64)>) {
         for (bin, name, ms) in results {
-            self.0.insert((bin.to_string(), name.to_string()), ms);
+            self.times.insert((bin.to_string(), name.to_string()), ms);
         }
     }
 
-    pub(super) fn save(&self, path: &Path) -> std::io::Result<()> {
-        let text: String = self.0.iter().map(|((bin, name), ms)| format!("{ms}\t{bin}\t{name}\n")).collect();
-        std::fs::write(path, text)
+    /// Writes the durations back where they were loaded from.
+    pub(super) fn save(&self) -> std::io::Result<()> {
+        let text: String =
+            self.times.iter().map(|((bin, name), ms)| format!("{ms}\t{bin}\t{name}\n")).collect();
+        std::fs::write(&self.path, text)
+    }
+
+    pub(super) fn path(&self) -> &Path {
+        &self.path
     }
 
     /// The expected duration of each test, in order.
     pub(super) fn weights<'a>(&self, tests: impl IntoIterator<Item = (&'a str, &'a str)>) -> Vec<u64> {
-        let mut known: Vec<u64> = self.0.values().copied().collect();
+        let mut known: Vec<u64> = self.times.values().copied().collect();
         known.sort_unstable();
         let fallback = known.get(known.len() / 2).copied().unwrap_or(UNKNOWN_MS);
         tests
             .into_iter()
-            .map(|(bin, name)| self.0.get(&(bin.to_string(), name.to_string())).copied().unwrap_or(fallback))
+            .map(|(bin, name)| {
+                self.times.get(&(bin.to_string(), name.to_string())).copied().unwrap_or(fallback)
+            })
             .collect()
     }
 }
@@ -119,14 +132,17 @@ mod tests {
     #[test]
     fn history_round_trip_and_median_for_the_unmeasured() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("durations.tsv");
-        assert!(History::load(&path).0.is_empty(), "a missing file is an empty history");
-        let mut h = History::default();
+        let mut h = History::load(dir.path());
+        assert!(h.times.is_empty(), "a missing file is an empty history");
+        assert_eq!(h.weights([("/tests/a", "t")]), vec![UNKNOWN_MS]);
         h.record([("/tests/a", "x::one", 100), ("/tests/a", "x::two", 300), ("/tests/b", "y", 5000)]);
-        h.save(&path).expect("save");
-        let h = History::load(&path);
+        h.save().expect("save");
+        assert_eq!(h.path(), dir.path().join("durations.tsv"));
+        let mut h = History::load(dir.path());
         let w = h.weights([("/tests/a", "x::two"), ("/tests/b", "y"), ("/tests/b", "new")]);
         assert_eq!(w, vec![300, 5000, 300]);
-        assert_eq!(History::default().weights([("/tests/a", "t")]), vec![UNKNOWN_MS]);
+        h.record([("/tests/b", "new", 700)]);
+        h.save().expect("save again");
+        assert_eq!(History::load(dir.path()).times.len(), 4, "older figures are kept");
     }
 }
