@@ -131,7 +131,7 @@ pub struct Args {
     /// Instead of the tests, run the command given after `--` in the guest (the same guest the
     /// tests get), on this terminal; its exit status is ours. Without a command: an interactive
     /// shell (leave it with `exit`; Ctrl-A X stops QEMU).
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["filters", "junit", "boots", "jobs", "inject_failure", "conformance"])]
     run: bool,
     /// Also write the results as JUnit XML here (a suite per kernel, a failing `vm` case for a
     /// broken VM).
@@ -143,7 +143,7 @@ pub struct Args {
     /// Only tests whose name contains one of these.
     filters: Vec<String>,
     /// With --run: the command and its arguments.
-    #[arg(last = true, value_name = "CMD")]
+    #[arg(last = true, value_name = "CMD", requires = "run")]
     command: Vec<String>,
 }
 
@@ -161,9 +161,6 @@ pub fn run(mut args: Args) -> Result<()> {
             std::process::exit(status);
         }
         return Ok(());
-    }
-    if !args.command.is_empty() {
-        bail!("a command after `--` needs --run (test names to filter by go before `--`)");
     }
     if std::env::var("VETHLAB_VM_INJECT_FAILURE").is_ok_and(|v| !v.is_empty() && v != "0") {
         args.inject_failure = true;
@@ -433,7 +430,8 @@ fn boot(vm: &Vm, accel: Accel, args: &Args) -> Result<qemu::Outcome> {
         timeout,
         // A command or a shell may be quiet for as long as it likes; only the overall timeout holds.
         silence: if vm.run_command { timeout } else { Duration::from_secs(args.test_timeout + 60) },
-        verbose: args.verbose,
+        // With --run the console already is the terminal.
+        verbose: args.verbose && !vm.run_command,
         nonce: &nonce,
         tag: vm.tag,
         progress: vm.progress,
@@ -478,11 +476,23 @@ mod tests {
 
     #[test]
     fn filters_before_the_double_dash_a_command_after_it() {
-        let a = args(&["--run", "seed", "--", "vethlab", "network", "ls", "--format", "json"]);
-        assert!(a.run);
-        assert_eq!(a.filters, ["seed"]);
+        let a = args(&["--run", "--", "vethlab", "network", "ls", "--format", "json"]);
+        assert!(a.run && a.filters.is_empty());
         assert_eq!(a.command, ["vethlab", "network", "ls", "--format", "json"]);
         assert!(args(&["--run"]).command.is_empty(), "no command: a shell");
+        assert_eq!(args(&["seed", "two_networks"]).filters, ["seed", "two_networks"]);
+        // What --run would silently ignore is refused instead, and a command needs --run.
+        for argv in [
+            &["--run", "seed", "--", "vethlab"][..],
+            &["--run", "--junit", "j.xml"],
+            &["--run", "--boots", "3"],
+            &["--run", "--jobs", "2"],
+            &["--run", "--inject-failure"],
+            &["--", "vethlab", "demo"],
+        ] {
+            let argv: Vec<&str> = std::iter::once("test-vm").chain(argv.iter().copied()).collect();
+            assert!(Cli::try_parse_from(&argv).is_err(), "{argv:?} must be refused");
+        }
     }
 
     #[test]
