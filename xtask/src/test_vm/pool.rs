@@ -179,7 +179,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_run_directory_is_one_runs_at_a_time() {
+    fn a_run_directory_serves_one_run_at_a_time() {
         let dir = tempfile::tempdir().expect("tempdir");
         let held = lock_run_dir(dir.path()).expect("first lock");
         let err = lock_run_dir(dir.path()).expect_err("a second lock must be refused");
