@@ -14,12 +14,14 @@ use crate::project::target_dir;
 
 /// Boots one kernel with the command; returns its exit status in the guest.
 pub(super) fn run(args: &Args) -> Result<i32> {
+    // Refused before any kernel is fetched or built.
+    if args.kernel_version.len() + args.minimal_kernel.len() > 1 {
+        bail!("--run boots one kernel: give at most one --kernel, --kernel-version or --minimal-kernel");
+    }
     let target = target_dir()?;
     let work = target.join("vm");
     let kernels = kernels(args, &target)?;
-    let [kernel] = kernels.as_slice() else {
-        bail!("--run boots one kernel: give at most one --kernel, --kernel-version or --minimal-kernel");
-    };
+    let [kernel] = kernels.as_slice() else { bail!("--run boots one kernel, not {}", kernels.len()) };
     let vethlab = artifacts::build_vethlab(&target, Profile::VmGuest)?;
     let init = artifacts::build_vm_init(&target)?;
     let image = bootable_image(kernel, &work);
